@@ -91,7 +91,9 @@ pub enum SpamFolder {
 impl Config {
     /// Every (provider, seed) pair that sends canaries.
     pub fn routes(&self) -> impl Iterator<Item = (&Provider, &Seed)> {
-        self.providers.iter().flat_map(move |p| self.seeds.iter().map(move |s| (p, s)))
+        self.providers
+            .iter()
+            .flat_map(move |p| self.seeds.iter().map(move |s| (p, s)))
     }
 
     /// The instance name: configured, else the host name.
@@ -103,24 +105,44 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
-            problems: vec![Problem::whole_file(format!("cannot read the configuration: {}", values::io_reason(&e)))],
+            problems: vec![Problem::whole_file(format!(
+                "cannot read the configuration: {}",
+                values::io_reason(&e)
+            ))],
         })?;
         Config::from_str(path, &text)
     }
 
     /// Parses configuration text; `path` is used in messages and for relative paths.
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let err = |problems| ConfigError { file: path.to_path_buf(), problems };
+        let err = |problems| ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        };
         let tree = match toml::de::DeTable::parse(text) {
             Ok(t) => {
                 let span = t.span();
                 toml::Spanned::new(span, DeValue::Table(t.into_inner()))
             }
-            Err(e) => return Err(err(vec![Problem::at_span(text, e.span(), String::new(), e.message().to_string())])),
+            Err(e) => {
+                return Err(err(vec![Problem::at_span(
+                    text,
+                    e.span(),
+                    String::new(),
+                    e.message().to_string(),
+                )]));
+            }
         };
         let de = match toml::de::Deserializer::parse(text) {
             Ok(d) => d,
-            Err(e) => return Err(err(vec![Problem::at_span(text, e.span(), String::new(), e.message().to_string())])),
+            Err(e) => {
+                return Err(err(vec![Problem::at_span(
+                    text,
+                    e.span(),
+                    String::new(),
+                    e.message().to_string(),
+                )]));
+            }
         };
         let spec: schema::FileSpec = match serde_path_to_error::deserialize(de) {
             Ok(s) => s,
@@ -129,10 +151,19 @@ impl Config {
                 let inner = e.into_inner();
                 let path = if path == "." { String::new() } else { path };
                 let span = inner.span().or_else(|| span_of(&tree, &path));
-                return Err(err(vec![Problem::at_span(text, span, path, inner.message().to_string())]));
+                return Err(err(vec![Problem::at_span(
+                    text,
+                    span,
+                    path,
+                    inner.message().to_string(),
+                )]));
             }
         };
-        let mut v = Validator { text, tree: &tree, problems: Vec::new() };
+        let mut v = Validator {
+            text,
+            tree: &tree,
+            problems: Vec::new(),
+        };
         let config = v.resolve(path, spec);
         if v.problems.is_empty() {
             Ok(config)
@@ -171,10 +202,20 @@ pub struct Problem {
 
 impl Problem {
     fn whole_file(message: String) -> Problem {
-        Problem { line: None, column: None, field: String::new(), message }
+        Problem {
+            line: None,
+            column: None,
+            field: String::new(),
+            message,
+        }
     }
 
-    fn at_span(text: &str, span: Option<std::ops::Range<usize>>, field: String, message: String) -> Problem {
+    fn at_span(
+        text: &str,
+        span: Option<std::ops::Range<usize>>,
+        field: String,
+        message: String,
+    ) -> Problem {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = line_col(text, s.start);
@@ -182,7 +223,12 @@ impl Problem {
             }
             None => (None, None),
         };
-        Problem { line, column, field, message: tidy_message(&message) }
+        Problem {
+            line,
+            column,
+            field,
+            message: tidy_message(&message),
+        }
     }
 }
 
@@ -195,7 +241,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -229,12 +280,22 @@ fn span_of(tree: &toml::Spanned<DeValue<'_>>, path: &str) -> Option<std::ops::Ra
     for seg in path_segments(path) {
         let next = match seg {
             Seg::Key(k) => cur.get_ref().as_table().and_then(|t| {
-                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, v)| {
-                    // Point at the key for tables (their own span is the whole table).
-                    if v.get_ref().is_table() { (key.span(), v) } else { (v.span(), v) }
-                })
+                t.iter()
+                    .find(|(key, _)| key.get_ref() == k)
+                    .map(|(key, v)| {
+                        // Point at the key for tables (their own span is the whole table).
+                        if v.get_ref().is_table() {
+                            (key.span(), v)
+                        } else {
+                            (v.span(), v)
+                        }
+                    })
             }),
-            Seg::Index(i) => cur.get_ref().as_array().and_then(|a| a.get(i)).map(|v| (v.span(), v)),
+            Seg::Index(i) => cur
+                .get_ref()
+                .as_array()
+                .and_then(|a| a.get(i))
+                .map(|v| (v.span(), v)),
         };
         match next {
             Some((span, v)) => {
@@ -255,7 +316,10 @@ enum Seg<'a> {
 fn path_segments(path: &str) -> Vec<Seg<'_>> {
     let mut out = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (key, mut rest) = part.split_once('[').map(|(k, r)| (k, Some(r))).unwrap_or((part, None));
+        let (key, mut rest) = part
+            .split_once('[')
+            .map(|(k, r)| (k, Some(r)))
+            .unwrap_or((part, None));
         if !key.is_empty() {
             out.push(Seg::Key(key));
         }
@@ -281,7 +345,8 @@ impl Validator<'_> {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let span = span_of(self.tree, &field);
-        self.problems.push(Problem::at_span(self.text, span, field, message.into()));
+        self.problems
+            .push(Problem::at_span(self.text, span, field, message.into()));
     }
 
     fn resolve(&mut self, path: &Path, spec: schema::FileSpec) -> Config {
@@ -319,7 +384,8 @@ impl Validator<'_> {
     }
 
     fn check_dns(&mut self, d: &DnsConfig) {
-        if d.timeout.get() < Duration::from_millis(10) || d.timeout.get() > Duration::from_secs(60) {
+        if d.timeout.get() < Duration::from_millis(10) || d.timeout.get() > Duration::from_secs(60)
+        {
             self.problem("dns.timeout", "expected a duration between 10ms and 60s");
         }
         if d.attempts == 0 || d.attempts > 10 {
@@ -338,48 +404,87 @@ impl Validator<'_> {
             self.problem("canary.deadline", "expected at least 1s");
         }
         if !(0.0..=1.0).contains(&c.jitter) {
-            self.problem("canary.jitter", "expected a fraction of the interval between 0 and 1");
+            self.problem(
+                "canary.jitter",
+                "expected a fraction of the interval between 0 and 1",
+            );
         }
         if !c.subject.contains("{token}") {
-            self.problem("canary.subject", "must contain {token}: the canary is found by it when a provider drops its headers");
+            self.problem(
+                "canary.subject",
+                "must contain {token}: the canary is found by it when a provider drops its headers",
+            );
         }
         if c.subject.contains(['\r', '\n']) {
             self.problem("canary.subject", "must be one line");
         }
         if c.cleanup == Cleanup::Move && c.move_to.as_deref().is_none_or(str::is_empty) {
-            self.problem("canary.move_to", "cleanup = \"move\" needs the folder name in move_to");
+            self.problem(
+                "canary.move_to",
+                "cleanup = \"move\" needs the folder name in move_to",
+            );
         }
-        for (field, d) in [("canary.smtp_timeout", c.smtp_timeout), ("canary.imap_timeout", c.imap_timeout)] {
+        for (field, d) in [
+            ("canary.smtp_timeout", c.smtp_timeout),
+            ("canary.imap_timeout", c.imap_timeout),
+        ] {
             if d.get() < Duration::from_millis(100) {
                 self.problem(field, "expected at least 100ms");
             }
         }
-        if c.idle_refresh.get() < Duration::from_secs(10) || c.idle_refresh.get() > Duration::from_secs(29 * 60) {
-            self.problem("canary.idle_refresh", "expected between 10s and 29m (servers end IDLE after 30 minutes)");
+        if c.idle_refresh.get() < Duration::from_secs(10)
+            || c.idle_refresh.get() > Duration::from_secs(29 * 60)
+        {
+            self.problem(
+                "canary.idle_refresh",
+                "expected between 10s and 29m (servers end IDLE after 30 minutes)",
+            );
         }
         if c.poll_interval.get() < Duration::from_millis(100) {
             self.problem("canary.poll_interval", "expected at least 100ms");
         }
     }
 
-    fn check_file(&mut self, field: String, base: &Path, file: &Option<PathBuf>) -> Option<PathBuf> {
+    fn check_file(
+        &mut self,
+        field: String,
+        base: &Path,
+        file: &Option<PathBuf>,
+    ) -> Option<PathBuf> {
         let f = file.as_ref()?;
-        let full = if f.is_absolute() { f.clone() } else { base.join(f) };
+        let full = if f.is_absolute() {
+            f.clone()
+        } else {
+            base.join(f)
+        };
         if let Err(e) = std::fs::metadata(&full) {
-            self.problem(field, format!("cannot read {}: {}", full.display(), values::io_reason(&e)));
+            self.problem(
+                field,
+                format!("cannot read {}: {}", full.display(), values::io_reason(&e)),
+            );
         }
         Some(full)
     }
 
-    fn resolve_providers(&mut self, base: &Path, specs: Vec<schema::ProviderSpec>) -> Vec<Provider> {
+    fn resolve_providers(
+        &mut self,
+        base: &Path,
+        specs: Vec<schema::ProviderSpec>,
+    ) -> Vec<Provider> {
         let mut names = HashSet::new();
         let mut out = Vec::new();
         for (i, p) in specs.into_iter().enumerate() {
             let at = |f: &str| format!("providers[{i}].{f}");
             if !names.insert(p.name.0.clone()) {
-                self.problem(at("name"), format!("duplicate provider name {:?}", p.name.0));
+                self.problem(
+                    at("name"),
+                    format!("duplicate provider name {:?}", p.name.0),
+                );
             }
-            let defaults = match p.preset.map(|pr| presets::provider(pr, p.region.as_deref())) {
+            let defaults = match p
+                .preset
+                .map(|pr| presets::provider(pr, p.region.as_deref()))
+            {
                 Some(Ok(d)) => Some(d),
                 Some(Err((_, msg))) => {
                     self.problem(at("region"), msg);
@@ -392,16 +497,23 @@ impl Validator<'_> {
                     None
                 }
             };
-            let tls = p.tls.or(defaults.as_ref().map(|d| d.tls)).unwrap_or(match p.port {
-                Some(values::Port(465)) => TlsMode::Implicit,
-                Some(values::Port(25)) => TlsMode::None,
-                _ => TlsMode::Starttls,
-            });
-            let port = p.port.map(|p| p.0).or(defaults.as_ref().map(|d| d.port)).unwrap_or(match tls {
-                TlsMode::Starttls => 587,
-                TlsMode::Implicit => 465,
-                TlsMode::None => 25,
-            });
+            let tls = p
+                .tls
+                .or(defaults.as_ref().map(|d| d.tls))
+                .unwrap_or(match p.port {
+                    Some(values::Port(465)) => TlsMode::Implicit,
+                    Some(values::Port(25)) => TlsMode::None,
+                    _ => TlsMode::Starttls,
+                });
+            let port = p
+                .port
+                .map(|p| p.0)
+                .or(defaults.as_ref().map(|d| d.port))
+                .unwrap_or(match tls {
+                    TlsMode::Starttls => 587,
+                    TlsMode::Implicit => 465,
+                    TlsMode::None => 25,
+                });
             let host = match p.host.clone().or(defaults.as_ref().map(|d| d.host.clone())) {
                 Some(h) => {
                     if let Err(e) = check_host(&h) {
@@ -410,7 +522,10 @@ impl Validator<'_> {
                     h
                 }
                 None => {
-                    self.problem(at("host"), "expected the SMTP server's host name (or a preset)");
+                    self.problem(
+                        at("host"),
+                        "expected the SMTP server's host name (or a preset)",
+                    );
                     String::new()
                 }
             };
@@ -421,21 +536,33 @@ impl Validator<'_> {
                     String::new()
                 }
             };
-            let username = p.username.clone().or_else(|| match defaults.as_ref().map(|d| &d.username) {
-                Some(UsernameRule::Literal(l)) => Some(l.to_string()),
-                Some(UsernameRule::SameAsPassword) => p.password.as_ref().map(|s| s.expose().to_string()),
-                Some(UsernameRule::FromAddress) => Some(p.from.clone()),
-                Some(UsernameRule::Required) | None => None,
-            });
-            let auth = p.auth.clone().or(defaults.as_ref().map(|d| d.auth.clone())).unwrap_or_else(|| {
-                let mut a = vec![AuthMechanism::Plain, AuthMechanism::Login];
-                if p.oauth2.is_some() {
-                    a.insert(0, AuthMechanism::Xoauth2);
-                }
-                a
-            });
+            let username =
+                p.username
+                    .clone()
+                    .or_else(|| match defaults.as_ref().map(|d| &d.username) {
+                        Some(UsernameRule::Literal(l)) => Some(l.to_string()),
+                        Some(UsernameRule::SameAsPassword) => {
+                            p.password.as_ref().map(|s| s.expose().to_string())
+                        }
+                        Some(UsernameRule::FromAddress) => Some(p.from.clone()),
+                        Some(UsernameRule::Required) | None => None,
+                    });
+            let auth = p
+                .auth
+                .clone()
+                .or(defaults.as_ref().map(|d| d.auth.clone()))
+                .unwrap_or_else(|| {
+                    let mut a = vec![AuthMechanism::Plain, AuthMechanism::Login];
+                    if p.oauth2.is_some() {
+                        a.insert(0, AuthMechanism::Xoauth2);
+                    }
+                    a
+                });
             if auth.is_empty() {
-                self.problem(at("auth"), "expected at least one of \"plain\", \"login\", \"xoauth2\"");
+                self.problem(
+                    at("auth"),
+                    "expected at least one of \"plain\", \"login\", \"xoauth2\"",
+                );
             }
             let credentials = match (username, p.password.clone(), &p.oauth2) {
                 (Some(u), Some(pw), _) => Some((u, pw)),
@@ -443,7 +570,10 @@ impl Validator<'_> {
                 (Some(u), None, Some(_)) => Some((u, Secret::new(""))),
                 (None, None, _) if p.preset.is_none() => None,
                 (None, _, _) => {
-                    self.problem(at("username"), "expected the SMTP login (the preset does not imply one)");
+                    self.problem(
+                        at("username"),
+                        "expected the SMTP login (the preset does not imply one)",
+                    );
                     None
                 }
                 (Some(_), None, None) => {
@@ -460,9 +590,15 @@ impl Validator<'_> {
             let ca_file = self.check_file(at("ca_file"), base, &p.ca_file);
             for (k, v) in &p.headers {
                 if !is_header_name(k) {
-                    self.problem(format!("providers[{i}].headers.{k}"), "expected a header name of printable ASCII without ':' or spaces");
+                    self.problem(
+                        format!("providers[{i}].headers.{k}"),
+                        "expected a header name of printable ASCII without ':' or spaces",
+                    );
                 } else if v.contains(['\r', '\n']) {
-                    self.problem(format!("providers[{i}].headers.{k}"), "header values must be one line");
+                    self.problem(
+                        format!("providers[{i}].headers.{k}"),
+                        "header values must be one line",
+                    );
                 }
             }
             if let Some(h) = &p.helo_name
@@ -495,7 +631,10 @@ impl Validator<'_> {
     }
 
     fn check_oauth2(&mut self, at: &str, o: &OAuth2Config) {
-        if !(o.token_url.starts_with("https://") || o.token_url.starts_with("http://127.") || o.token_url.starts_with("http://[::1]")) {
+        if !(o.token_url.starts_with("https://")
+            || o.token_url.starts_with("http://127.")
+            || o.token_url.starts_with("http://[::1]"))
+        {
             self.problem(format!("{at}.token_url"), "expected an https:// URL");
         }
         if o.client_id.is_empty() {
@@ -519,10 +658,14 @@ impl Validator<'_> {
                 Some(values::Port(143)) => TlsMode::Starttls,
                 _ => TlsMode::Implicit,
             });
-            let port = s.port.map(|p| p.0).or(preset.map(|p| p.1)).unwrap_or(match tls {
-                TlsMode::Implicit => 993,
-                _ => 143,
-            });
+            let port = s
+                .port
+                .map(|p| p.0)
+                .or(preset.map(|p| p.1))
+                .unwrap_or(match tls {
+                    TlsMode::Implicit => 993,
+                    _ => 143,
+                });
             let host = match s.host.clone().or(preset.map(|p| p.0.to_string())) {
                 Some(h) => {
                     if let Err(e) = check_host(&h) {
@@ -531,16 +674,26 @@ impl Validator<'_> {
                     h
                 }
                 None => {
-                    self.problem(at("host"), "expected the IMAP server's host name (or a preset)");
+                    self.problem(
+                        at("host"),
+                        "expected the IMAP server's host name (or a preset)",
+                    );
                     String::new()
                 }
             };
-            let auth = s.auth.unwrap_or(if s.oauth2.is_some() { ImapAuth::Xoauth2 } else { ImapAuth::Login });
+            let auth = s.auth.unwrap_or(if s.oauth2.is_some() {
+                ImapAuth::Xoauth2
+            } else {
+                ImapAuth::Login
+            });
             if s.password.is_none() && s.oauth2.is_none() {
                 self.problem(at("password"), "expected the IMAP password (a string, { env = \"NAME\" } or { file = \"/path\" }) or an oauth2 section");
             }
             if auth == ImapAuth::Xoauth2 && s.password.is_none() && s.oauth2.is_none() {
-                self.problem(at("auth"), "xoauth2 needs an access token in password or an oauth2 section");
+                self.problem(
+                    at("auth"),
+                    "xoauth2 needs an access token in password or an oauth2 section",
+                );
             }
             if let Some(o) = &s.oauth2 {
                 self.check_oauth2(&at("oauth2"), o);
@@ -582,11 +735,17 @@ impl Validator<'_> {
                 self.problem(format!("domains[{i}].name"), e);
             }
             if !names.insert(d.name.to_ascii_lowercase()) {
-                self.problem(format!("domains[{i}].name"), format!("duplicate domain {:?}", d.name));
+                self.problem(
+                    format!("domains[{i}].name"),
+                    format!("duplicate domain {:?}", d.name),
+                );
             }
             for (j, sel) in d.dkim_selectors.iter().enumerate() {
                 if check_host(sel).is_err() {
-                    self.problem(format!("domains[{i}].dkim_selectors[{j}]"), format!("expected a DKIM selector (DNS labels), got {sel:?}"));
+                    self.problem(
+                        format!("domains[{i}].dkim_selectors[{j}]"),
+                        format!("expected a DKIM selector (DNS labels), got {sel:?}"),
+                    );
                 }
             }
         }
@@ -610,11 +769,19 @@ impl Validator<'_> {
                 self.problem(format!("dnsbl.custom[{i}].zone"), e);
             }
             if !names.insert(z.name.0.clone()) {
-                self.problem(format!("dnsbl.custom[{i}].name"), format!("duplicate zone name {:?}", z.name.0));
+                self.problem(
+                    format!("dnsbl.custom[{i}].name"),
+                    format!("duplicate zone name {:?}", z.name.0),
+                );
             }
             for code in z.codes.keys() {
                 if code.parse::<std::net::Ipv4Addr>().is_err() {
-                    self.problem(format!("dnsbl.custom[{i}].codes"), format!("expected IPv4 answer codes like \"127.0.0.2\" as keys, got {code:?}"));
+                    self.problem(
+                        format!("dnsbl.custom[{i}].codes"),
+                        format!(
+                            "expected IPv4 answer codes like \"127.0.0.2\" as keys, got {code:?}"
+                        ),
+                    );
                 }
             }
         }
@@ -642,16 +809,29 @@ impl Validator<'_> {
             match s.kind {
                 SourceKind::Dir => {
                     match &s.path {
-                        None => self.problem(at("path"), "kind = \"dir\" needs the directory in path"),
+                        None => {
+                            self.problem(at("path"), "kind = \"dir\" needs the directory in path")
+                        }
                         Some(p) => {
-                            let full = if p.is_absolute() { p.clone() } else { base.join(p) };
+                            let full = if p.is_absolute() {
+                                p.clone()
+                            } else {
+                                base.join(p)
+                            };
                             if !full.is_dir() {
-                                self.problem(at("path"), format!("{} is not a directory", full.display()));
+                                self.problem(
+                                    at("path"),
+                                    format!("{} is not a directory", full.display()),
+                                );
                             }
                         }
                     }
                     for f in ["host", "username"] {
-                        let set = if f == "host" { s.host.is_some() } else { s.username.is_some() };
+                        let set = if f == "host" {
+                            s.host.is_some()
+                        } else {
+                            s.username.is_some()
+                        };
                         if set {
                             self.problem(at(f), "is only used with kind = \"imap\"");
                         }
@@ -659,7 +839,10 @@ impl Validator<'_> {
                 }
                 SourceKind::Imap => {
                     if s.host.as_deref().is_none_or(|h| check_host(h).is_err()) {
-                        self.problem(at("host"), "kind = \"imap\" needs the IMAP server's host name");
+                        self.problem(
+                            at("host"),
+                            "kind = \"imap\" needs the IMAP server's host name",
+                        );
                     }
                     if s.username.is_none() {
                         self.problem(at("username"), "kind = \"imap\" needs the IMAP login");
@@ -708,10 +891,17 @@ pub fn check_host(h: &str) -> Result<(), String> {
     }
     for label in h.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(format!("expected a host name with labels of 1-63 characters, got {h:?}"));
+            return Err(format!(
+                "expected a host name with labels of 1-63 characters, got {h:?}"
+            ));
         }
-        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(format!("expected a host name of letters, digits and '-', got {h:?}"));
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "expected a host name of letters, digits and '-', got {h:?}"
+            ));
         }
     }
     Ok(())
@@ -719,11 +909,21 @@ pub fn check_host(h: &str) -> Result<(), String> {
 
 /// Checks an address `local@domain` and returns its domain, lower-cased.
 pub fn check_address(a: &str) -> Result<String, String> {
-    let (local, domain) = a.rsplit_once('@').ok_or_else(|| format!("expected an e-mail address like user@example.com, got {a:?}"))?;
-    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
-        return Err(format!("expected an e-mail address like user@example.com, got {a:?}"));
+    let (local, domain) = a
+        .rsplit_once('@')
+        .ok_or_else(|| format!("expected an e-mail address like user@example.com, got {a:?}"))?;
+    if local.is_empty()
+        || local.len() > 64
+        || local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
+        return Err(format!(
+            "expected an e-mail address like user@example.com, got {a:?}"
+        ));
     }
-    check_host(domain).map_err(|_| format!("expected an e-mail address like user@example.com, got {a:?}"))?;
+    check_host(domain)
+        .map_err(|_| format!("expected an e-mail address like user@example.com, got {a:?}"))?;
     Ok(domain.to_ascii_lowercase())
 }
 

@@ -1,6 +1,24 @@
 //! deliverability_exporter: tells whether e-mail really arrives, as Prometheus metrics.
 //!
 //! The module map (one line each):
+//! - [`app`]: the running exporter: start-up, reload, shutdown.
+//! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
+//! - [`clock`]: the one wall-clock handle, and date formatting.
+//! - [`landing`]: the HTML landing page.
+//! - [`logging`]: tracing to stderr as logfmt or JSON.
+//! - [`metrics`]: every metric family, in one place.
+//! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
+//! - [`server`]: HTTP endpoints on hyper.
+//! - [`state`]: the state directory, with atomic file replacement.
 
+pub mod app;
+pub mod checks;
+pub mod clock;
 pub mod config;
+pub mod landing;
+pub mod logging;
+pub mod metrics;
+pub mod schedule;
+pub mod server;
+pub mod state;

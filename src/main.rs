@@ -1,1 +1,200 @@
-fn main() {}
+//! deliverability_exporter: flags and subcommands, wired to the library. Nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use deliverability_exporter::{app, checks, config::Config, logging, metrics::Metrics, schedule};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("DX_GIT_REVISION"),
+    ", rustc: ",
+    env!("DX_RUSTC_VERSION"),
+    ")"
+);
+
+/// Tells whether your e-mail really arrives: sends canaries through every SMTP provider to seed
+/// inboxes, checks SPF, DKIM, DMARC, MX, MTA-STS and DNS blacklists, reads DMARC and TLS-RPT
+/// reports, and serves it all as Prometheus metrics.
+#[derive(Parser)]
+#[command(name = "deliverability_exporter", version = VERSION)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "deliverability.toml",
+        global = true
+    )]
+    config_file: PathBuf,
+
+    /// Address to listen on for the web interface and telemetry. ":PORT" listens on every
+    /// interface. The default port 10587 lies outside 9100-9999, which the Prometheus wiki's
+    /// list of exporter ports has fully allocated.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":10587"
+    )]
+    listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    telemetry_path: String,
+
+    /// Web configuration file (TLS and basic auth, exporter-toolkit format).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+
+    /// Enable POST /-/reload (SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+
+    /// Maximum number of HTTP connections served at once.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_connections: u32,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    log_level: logging::LogLevel,
+
+    /// Output format of log messages.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    log_format: logging::LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration file and exit: 0 when valid, 1 with every problem listed
+    /// (file:line:column: field: what is expected) when not.
+    CheckConfig,
+    /// Run every enabled check once, print the metrics in the Prometheus text format to
+    /// stdout, and exit non-zero when any check failed.
+    Once {
+        /// Only run checks of this kind.
+        #[arg(long, value_enum)]
+        only: Option<checks::Kind>,
+    },
+    /// Read DMARC aggregate and TLS-RPT reports from files (.xml, .gz, .zip, .json, .eml,
+    /// mbox) and print what they hold.
+    ParseReport {
+        /// One JSON object per report (or per unreadable file) on its own line.
+        #[arg(long)]
+        json: bool,
+        /// Report files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        None => {
+            if let Some(f) = &cli.web_config_file {
+                eprintln!(
+                    "--web.config.file {}: TLS and basic auth are not supported by this version yet; put the exporter behind a TLS-terminating proxy",
+                    f.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let opts = app::Options {
+                config_file: cli.config_file,
+                listen_address: cli.listen_address,
+                telemetry_path: cli.telemetry_path,
+                enable_lifecycle: cli.enable_lifecycle,
+                max_connections: cli.max_connections as usize,
+            };
+            match runtime.block_on(app::run(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start");
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::CheckConfig) => match Config::load(&cli.config_file) {
+            Ok(c) => {
+                println!(
+                    "{}: valid: {} providers, {} seeds, {} routes, {} domains, {} report sources",
+                    cli.config_file.display(),
+                    c.providers.len(),
+                    c.seeds.len(),
+                    c.routes().count(),
+                    c.domains.len(),
+                    c.reports.sources.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Once { only }) => {
+            let config = match Config::load(&cli.config_file) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime.block_on(async {
+                let metrics = Arc::new(Metrics::bare());
+                let ctx = schedule::Context {
+                    metrics: metrics.clone(),
+                    clock: deliverability_exporter::clock::Clock::system(),
+                    shutdown: tokio_util::sync::CancellationToken::new(),
+                };
+                let checks = checks::build(&config, only);
+                let records =
+                    schedule::run_once(&checks, &ctx, &schedule::History::default()).await;
+                use std::io::Write as _;
+                let _ = std::io::stdout().write_all(&metrics.encode());
+                let failed: Vec<_> = records
+                    .iter()
+                    .filter(|r| r.result != schedule::RunResult::Success)
+                    .collect();
+                for r in &failed {
+                    eprintln!("check {} {}: {}", r.check, r.result.as_str(), r.message);
+                }
+                if failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        Some(Command::ParseReport { json: _, files: _ }) => {
+            eprintln!("parse-report: reading reports is not built into this version yet");
+            ExitCode::from(2)
+        }
+    }
+}

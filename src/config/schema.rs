@@ -47,7 +47,11 @@ pub struct ExporterConfig {
 
 impl Default for ExporterConfig {
     fn default() -> Self {
-        ExporterConfig { state_dir: PathBuf::from("data"), instance: None, shutdown_timeout: Dur::secs(10) }
+        ExporterConfig {
+            state_dir: PathBuf::from("data"),
+            instance: None,
+            shutdown_timeout: Dur::secs(10),
+        }
     }
 }
 
@@ -67,7 +71,12 @@ pub struct DnsConfig {
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        DnsConfig { nameservers: Vec::new(), timeout: Dur::secs(5), attempts: 2, interval: Dur::secs(600) }
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: Dur::secs(5),
+            attempts: 2,
+            interval: Dur::secs(600),
+        }
     }
 }
 

@@ -7,7 +7,9 @@ fn load(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn err(text: &str) -> String {
-    load(text).expect_err("config should be refused").to_string()
+    load(text)
+        .expect_err("config should be refused")
+        .to_string()
 }
 
 const GOOD: &str = r#"
@@ -87,9 +89,15 @@ fn good_config_loads_with_presets_applied() {
     assert_eq!(c.dns.timeout.get(), Duration::from_secs(2));
     assert_eq!(c.providers.len(), 4);
     let brevo = &c.providers[0];
-    assert_eq!((brevo.host.as_str(), brevo.port, brevo.tls), ("smtp-relay.brevo.com", 587, TlsMode::Starttls));
+    assert_eq!(
+        (brevo.host.as_str(), brevo.port, brevo.tls),
+        ("smtp-relay.brevo.com", 587, TlsMode::Starttls)
+    );
     assert_eq!(brevo.credentials.as_ref().unwrap().0, "me@example.com");
-    assert_eq!(brevo.credentials.as_ref().unwrap().1.expose(), "s3cret-brevo");
+    assert_eq!(
+        brevo.credentials.as_ref().unwrap().1.expose(),
+        "s3cret-brevo"
+    );
     let sg = &c.providers[1];
     assert_eq!(sg.credentials.as_ref().unwrap().0, "apikey");
     // Keys set by hand override the preset.
@@ -101,7 +109,10 @@ fn good_config_loads_with_presets_applied() {
     assert_eq!(own.headers, vec![("X-Test".to_string(), "1".to_string())]);
     assert_eq!(own.from_domain, "example.com");
     let gmail = &c.seeds[0];
-    assert_eq!((gmail.host.as_str(), gmail.port, gmail.tls), ("imap.gmail.com", 993, TlsMode::Implicit));
+    assert_eq!(
+        (gmail.host.as_str(), gmail.port, gmail.tls),
+        ("imap.gmail.com", 993, TlsMode::Implicit)
+    );
     assert_eq!(gmail.username, "seed@gmail.com");
     let local = &c.seeds[1];
     assert_eq!((local.port, local.tls), (143, TlsMode::Starttls));
@@ -124,7 +135,10 @@ fn empty_config_is_valid_and_uses_defaults() {
 #[test]
 fn bad_port_names_file_line_column_and_field() {
     let text = "[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\n\n[[providers]]\nname = \"b\"\nhost = \"h\"\nfrom = \"a@b.c\"\nport = 70000\n";
-    assert_eq!(err(text), "deliverability.toml:10:8: providers[1].port: expected an integer 1-65535, got 70000");
+    assert_eq!(
+        err(text),
+        "deliverability.toml:10:8: providers[1].port: expected an integer 1-65535, got 70000"
+    );
 }
 
 #[test]
@@ -132,7 +146,10 @@ fn unknown_field_is_an_error_with_its_position() {
     let e = err("[dns]\ntimeout = \"1s\"\nnameserver = [\"127.0.0.1:53\"]\n");
     assert!(e.starts_with("deliverability.toml:3:1: dns"), "{e}");
     assert!(e.contains("unknown field `nameserver`"), "{e}");
-    assert!(e.contains("nameservers"), "the message lists the valid fields: {e}");
+    assert!(
+        e.contains("nameservers"),
+        "the message lists the valid fields: {e}"
+    );
     let e = err("[exportr]\n");
     assert!(e.starts_with("deliverability.toml:1:2:"), "{e}");
     assert!(e.contains("unknown field `exportr`"), "{e}");
@@ -141,18 +158,30 @@ fn unknown_field_is_an_error_with_its_position() {
 #[test]
 fn bad_duration_says_what_is_expected() {
     let e = err("[canary]\ninterval = \"5 minutes\"\n");
-    assert_eq!(e, "deliverability.toml:2:12: canary.interval: expected a duration like \"30s\", \"5m\" or \"1h30m\", got \"5 minutes\"");
+    assert_eq!(
+        e,
+        "deliverability.toml:2:12: canary.interval: expected a duration like \"30s\", \"5m\" or \"1h30m\", got \"5 minutes\""
+    );
     let e = err("[canary]\ninterval = 300\n");
-    assert!(e.contains("canary.interval: expected a duration string with a unit"), "{e}");
+    assert!(
+        e.contains("canary.interval: expected a duration string with a unit"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_type_and_bad_enum_values() {
     let e = err("[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = \"ssl\"\n");
-    assert!(e.starts_with("deliverability.toml:5:7: providers[0].tls:"), "{e}");
+    assert!(
+        e.starts_with("deliverability.toml:5:7: providers[0].tls:"),
+        "{e}"
+    );
     assert!(e.contains("`starttls`, `implicit`, `none`"), "{e}");
     let e = err("[dns]\nattempts = \"two\"\n");
-    assert!(e.starts_with("deliverability.toml:2:12: dns.attempts:"), "{e}");
+    assert!(
+        e.starts_with("deliverability.toml:2:12: dns.attempts:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -182,21 +211,50 @@ username = "u"
     let lines: Vec<&str> = e.lines().collect();
     assert!(lines.contains(&"deliverability.toml:3:11: canary.subject: must contain {token}: the canary is found by it when a provider drops its headers"), "{e}");
     assert!(lines.contains(&"deliverability.toml:4:10: canary.jitter: expected a fraction of the interval between 0 and 1"), "{e}");
-    assert!(lines.iter().any(|l| l.starts_with("deliverability.toml:6:1: providers[0].host: expected the SMTP server's host name")), "{e}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "deliverability.toml:6:1: providers[0].host: expected the SMTP server's host name"
+        )),
+        "{e}"
+    );
     assert!(lines.contains(&"deliverability.toml:8:8: providers[0].from: expected an e-mail address like user@example.com, got \"not-an-address\""), "{e}");
-    assert!(lines.contains(&"deliverability.toml:11:8: providers[1].name: duplicate provider name \"x\""), "{e}");
-    assert!(lines.iter().any(|l| l.starts_with("deliverability.toml:10:1: providers[1].password: a username needs a password")), "{e}");
+    assert!(
+        lines.contains(
+            &"deliverability.toml:11:8: providers[1].name: duplicate provider name \"x\""
+        ),
+        "{e}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "deliverability.toml:10:1: providers[1].password: a username needs a password"
+        )),
+        "{e}"
+    );
     assert_eq!(lines.len(), 6, "{e}");
     // Sorted by position, so the file reads top to bottom.
-    assert!(lines[0].starts_with("deliverability.toml:3:11:") && lines[5].starts_with("deliverability.toml:11:8:"), "{e}");
+    assert!(
+        lines[0].starts_with("deliverability.toml:3:11:")
+            && lines[5].starts_with("deliverability.toml:11:8:"),
+        "{e}"
+    );
 }
 
 #[test]
 fn presets_need_their_region_and_login() {
-    let e = err("[[providers]]\nname = \"ses\"\npreset = \"ses\"\nfrom = \"a@example.com\"\nusername = \"AKIA\"\npassword = \"x\"\n");
-    assert!(e.contains("providers[0].region: preset \"ses\" needs `region`"), "{e}");
-    let e = err("[[providers]]\nname = \"b\"\npreset = \"brevo\"\nfrom = \"a@example.com\"\npassword = \"x\"\n");
-    assert!(e.contains("providers[0].username: expected the SMTP login"), "{e}");
+    let e = err(
+        "[[providers]]\nname = \"ses\"\npreset = \"ses\"\nfrom = \"a@example.com\"\nusername = \"AKIA\"\npassword = \"x\"\n",
+    );
+    assert!(
+        e.contains("providers[0].region: preset \"ses\" needs `region`"),
+        "{e}"
+    );
+    let e = err(
+        "[[providers]]\nname = \"b\"\npreset = \"brevo\"\nfrom = \"a@example.com\"\npassword = \"x\"\n",
+    );
+    assert!(
+        e.contains("providers[0].username: expected the SMTP login"),
+        "{e}"
+    );
     let ok = load("[[providers]]\nname = \"ses\"\npreset = \"ses\"\nregion = \"eu-west-1\"\nfrom = \"a@example.com\"\nusername = \"AKIA\"\npassword = \"x\"\n").unwrap();
     assert_eq!(ok.providers[0].host, "email-smtp.eu-west-1.amazonaws.com");
 }
@@ -214,51 +272,98 @@ fn secrets_from_env_and_file_never_appear_in_errors_or_debug() {
         f.display()
     );
     let c = load(&text).unwrap();
-    assert_eq!(c.providers[0].credentials.as_ref().unwrap().1.expose(), "env-secret-value");
-    assert_eq!(c.seeds[0].password.as_ref().unwrap().expose(), "file-secret-value");
+    assert_eq!(
+        c.providers[0].credentials.as_ref().unwrap().1.expose(),
+        "env-secret-value"
+    );
+    assert_eq!(
+        c.seeds[0].password.as_ref().unwrap().expose(),
+        "file-secret-value"
+    );
     let debug = format!("{c:?}");
-    assert!(!debug.contains("env-secret-value") && !debug.contains("file-secret-value"), "{debug}");
+    assert!(
+        !debug.contains("env-secret-value") && !debug.contains("file-secret-value"),
+        "{debug}"
+    );
 
-    let e = err("[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { env = \"DX_TEST_SURELY_UNSET_VAR\" }\n");
-    assert_eq!(e, "deliverability.toml:5:12: seeds[0].password: environment variable DX_TEST_SURELY_UNSET_VAR is not set");
-    let e = err("[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { file = \"/nonexistent/dx\" }\n");
-    assert!(e.ends_with("seeds[0].password: cannot read secret file /nonexistent/dx: no such file"), "{e}");
-    let e = err("[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { vault = \"x\" }\n");
-    assert!(e.contains("expected a string, { env = \"NAME\" } or { file = \"/path\" }"), "{e}");
+    let e = err(
+        "[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { env = \"DX_TEST_SURELY_UNSET_VAR\" }\n",
+    );
+    assert_eq!(
+        e,
+        "deliverability.toml:5:12: seeds[0].password: environment variable DX_TEST_SURELY_UNSET_VAR is not set"
+    );
+    let e = err(
+        "[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { file = \"/nonexistent/dx\" }\n",
+    );
+    assert!(
+        e.ends_with("seeds[0].password: cannot read secret file /nonexistent/dx: no such file"),
+        "{e}"
+    );
+    let e = err(
+        "[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = { vault = \"x\" }\n",
+    );
+    assert!(
+        e.contains("expected a string, { env = \"NAME\" } or { file = \"/path\" }"),
+        "{e}"
+    );
     // A wrong field next to a plain-text secret must not echo the secret.
-    let e = err("[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\npassword = \"plain-secret-xyz\"\nport = 0\n");
+    let e = err(
+        "[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\npassword = \"plain-secret-xyz\"\nport = 0\n",
+    );
     assert!(!e.contains("plain-secret-xyz"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_names_and_addresses() {
-    let e = err("[[seeds]]\nname = \"my seed\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = \"x\"\n");
-    assert!(e.starts_with("deliverability.toml:2:8: seeds[0].name: expected a name of letters"), "{e}");
+    let e =
+        err("[[seeds]]\nname = \"my seed\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = \"x\"\n");
+    assert!(
+        e.starts_with("deliverability.toml:2:8: seeds[0].name: expected a name of letters"),
+        "{e}"
+    );
     let e = err("[[domains]]\nname = \"exa mple.com\"\n");
     assert!(e.contains("domains[0].name: expected a host name"), "{e}");
     let e = err("[reports]\n[[reports.source_map]]\nname = \"x\"\ncidrs = [\"10.0.0.0/33\"]\n");
-    assert!(e.contains("reports.source_map[0].cidrs[0]: expected a network"), "{e}");
+    assert!(
+        e.contains("reports.source_map[0].cidrs[0]: expected a network"),
+        "{e}"
+    );
 }
 
 #[test]
 fn report_sources_are_checked_by_kind() {
     let e = err("[[reports.sources]]\nname = \"r\"\nkind = \"imap\"\n");
-    assert!(e.contains("reports.sources[0].host: kind = \"imap\" needs"), "{e}");
+    assert!(
+        e.contains("reports.sources[0].host: kind = \"imap\" needs"),
+        "{e}"
+    );
     assert!(e.contains("reports.sources[0].password"), "{e}");
     let e = err("[[reports.sources]]\nname = \"r\"\nkind = \"dir\"\npath = \"/nonexistent-dx\"\n");
-    assert!(e.contains("reports.sources[0].path: /nonexistent-dx is not a directory"), "{e}");
+    assert!(
+        e.contains("reports.sources[0].path: /nonexistent-dx is not a directory"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_file_is_a_clear_error() {
-    let e = Config::load(Path::new("/nonexistent/deliverability.toml")).unwrap_err().to_string();
-    assert_eq!(e, "/nonexistent/deliverability.toml: cannot read the configuration: no such file");
+    let e = Config::load(Path::new("/nonexistent/deliverability.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "/nonexistent/deliverability.toml: cannot read the configuration: no such file"
+    );
 }
 
 #[test]
 fn cidrs_parse() {
-    assert_eq!(parse_cidr("192.0.2.0/24"), Some(("192.0.2.0".parse().unwrap(), 24)));
+    assert_eq!(
+        parse_cidr("192.0.2.0/24"),
+        Some(("192.0.2.0".parse().unwrap(), 24))
+    );
     assert_eq!(parse_cidr("2001:db8::/32").map(|c| c.1), Some(32));
     assert_eq!(parse_cidr("192.0.2.1").map(|c| c.1), Some(32));
     assert_eq!(parse_cidr("192.0.2.0/40"), None);

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// A duration written the Prometheus way: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"7d"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,9 +57,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let (rank, (unit, ms)) = UNITS
             .iter()
             .enumerate()
-            .find(|(_, (u, _))| {
-                rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms"))
-            })
+            .find(|(_, (u, _))| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
             .ok_or_else(bad)?;
         // Order must decrease: "1h30m" is fine, "30m1h" and "1s1s" are not.
         let order = [0, 1, 2, 3, 6, 4, 5][rank];
@@ -84,7 +82,13 @@ pub fn format_duration(d: Duration) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         if rest >= size {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;
@@ -105,10 +109,14 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(s).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, _: i64) -> Result<Dur, E> {
-                Err(E::custom("expected a duration string with a unit, like \"30s\" or \"5m\""))
+                Err(E::custom(
+                    "expected a duration string with a unit, like \"30s\" or \"5m\"",
+                ))
             }
             fn visit_u64<E: de::Error>(self, _: u64) -> Result<Dur, E> {
-                Err(E::custom("expected a duration string with a unit, like \"30s\" or \"5m\""))
+                Err(E::custom(
+                    "expected a duration string with a unit, like \"30s\" or \"5m\"",
+                ))
             }
         }
         d.deserialize_any(V)
@@ -137,7 +145,9 @@ impl<'de> Deserialize<'de> for Port {
                 self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
-                Err(E::custom(format!("expected an integer 1-65535, got the string {v:?}")))
+                Err(E::custom(format!(
+                    "expected an integer 1-65535, got the string {v:?}"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -162,10 +172,18 @@ impl fmt::Display for Name {
 
 pub fn check_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 64 {
-        return Err(format!("expected a name of 1-64 characters, got {} characters", s.len()));
+        return Err(format!(
+            "expected a name of 1-64 characters, got {} characters",
+            s.len()
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
-        return Err(format!("expected a name of letters, digits, '_', '.' or '-', found {c:?} in {s:?}"));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "expected a name of letters, digits, '_', '.' or '-', found {c:?} in {s:?}"
+        ));
     }
     Ok(())
 }
@@ -227,13 +245,19 @@ impl<'de> Deserialize<'de> for Secret {
                 };
                 let value: String = map.next_value()?;
                 if map.next_key::<String>()?.is_some() {
-                    return Err(de::Error::custom(format!("{EXPECTED}: only one key is allowed")));
+                    return Err(de::Error::custom(format!(
+                        "{EXPECTED}: only one key is allowed"
+                    )));
                 }
                 match key.as_str() {
                     "env" => match std::env::var(&value) {
                         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-                        Ok(_) => Err(de::Error::custom(format!("environment variable {value} is empty"))),
-                        Err(_) => Err(de::Error::custom(format!("environment variable {value} is not set"))),
+                        Ok(_) => Err(de::Error::custom(format!(
+                            "environment variable {value} is empty"
+                        ))),
+                        Err(_) => Err(de::Error::custom(format!(
+                            "environment variable {value} is not set"
+                        ))),
                     },
                     "file" => {
                         let path = PathBuf::from(&value);
@@ -246,10 +270,15 @@ impl<'de> Deserialize<'de> for Secret {
                                     Ok(Secret::new(v))
                                 }
                             }
-                            Err(e) => Err(de::Error::custom(format!("cannot read secret file {value}: {}", io_reason(&e)))),
+                            Err(e) => Err(de::Error::custom(format!(
+                                "cannot read secret file {value}: {}",
+                                io_reason(&e)
+                            ))),
                         }
                     }
-                    other => Err(de::Error::custom(format!("{EXPECTED}, found key {other:?}"))),
+                    other => Err(de::Error::custom(format!(
+                        "{EXPECTED}, found key {other:?}"
+                    ))),
                 }
             }
         }
@@ -281,10 +310,25 @@ mod tests {
         assert_eq!(ok("1w"), Duration::from_secs(604_800));
         assert_eq!(ok("1m500ms"), Duration::from_millis(60_500));
         assert_eq!(ok("0"), Duration::ZERO);
-        for bad in ["", "5", "s", "5x", "1.5s", "-1s", "30m1h", "1s1s", "5 m", "1000000000000000h"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "1.5s",
+            "-1s",
+            "30m1h",
+            "1s1s",
+            "5 m",
+            "1000000000000000h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(parse_duration("5x").unwrap_err().contains("expected a duration like"));
+        assert!(
+            parse_duration("5x")
+                .unwrap_err()
+                .contains("expected a duration like")
+        );
     }
 
     #[test]

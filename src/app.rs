@@ -1,0 +1,175 @@
+//! The running exporter: loads the configuration, opens the state directory, starts the HTTP
+//! server and the scheduler, and handles reload (SIGHUP, `POST /-/reload`) and shutdown
+//! (SIGTERM, SIGINT). A configuration that fails to load on reload is refused: the old one
+//! keeps running and `deliverability_config_last_reload_successful` drops to 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::schedule::{Context, History, Scheduler};
+use crate::server::{self, AppState, ServerOptions};
+use crate::state::StateDir;
+
+pub struct Options {
+    pub config_file: PathBuf,
+    pub listen_address: String,
+    pub telemetry_path: String,
+    pub enable_lifecycle: bool,
+    pub max_connections: usize,
+}
+
+/// Binds `:port` to every interface (IPv6 and IPv4 where possible), like other exporters.
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
+    match addr.strip_prefix(':') {
+        Some(port) => match server::bind(&format!("[::]:{port}")).await {
+            Ok(l) => Ok(l),
+            Err(_) => server::bind(&format!("0.0.0.0:{port}")).await,
+        },
+        None => server::bind(addr).await,
+    }
+}
+
+/// Runs until SIGTERM or SIGINT. Errors are start-up failures, already worded for the user.
+pub async fn run(opts: Options) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new());
+    let clock = Clock::system();
+    let config = Arc::new(Config::load(&opts.config_file).map_err(|e| e.to_string())?);
+    metrics.config_last_reload_successful.set(1);
+    metrics
+        .config_last_reload_success_timestamp
+        .set(clock.unix());
+    let _state = StateDir::open(&config.exporter.state_dir).map_err(|e| e.to_string())?;
+    let listener = bind(&opts.listen_address).await?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+
+    let shutdown = CancellationToken::new();
+    let history = Arc::new(History::default());
+    let (reload_tx, mut reload_rx) = mpsc::channel::<server::ReloadRequest>(4);
+    let app = Arc::new(AppState {
+        metrics: metrics.clone(),
+        config: std::sync::Mutex::new(config.clone()),
+        ready: false.into(),
+        history: history.clone(),
+        reload: reload_tx,
+        telemetry_path: opts.telemetry_path.clone(),
+        enable_lifecycle: opts.enable_lifecycle,
+        prober: None,
+        status: Default::default(),
+    });
+    let grace = config.exporter.shutdown_timeout.get();
+    let server = tokio::spawn(server::serve(
+        listener,
+        app.clone(),
+        ServerOptions {
+            max_connections: opts.max_connections,
+            ..Default::default()
+        },
+        shutdown.clone(),
+        grace,
+    ));
+
+    let ctx = Context {
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let start = |config: &Arc<Config>| {
+        let checks = checks::build(config, None);
+        let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
+        tracing::info!(checks = ?names, routes = config.routes().count(), domains = config.domains.len(), "checks scheduled");
+        Scheduler::start(checks, ctx.clone(), history.clone(), config.canary.jitter)
+    };
+    let mut scheduler = start(&config);
+    app.ready.store(true, Ordering::SeqCst);
+    tracing::info!(address = %local, telemetry_path = %opts.telemetry_path, config = %opts.config_file.display(), version = crate::metrics::VERSION, "listening");
+
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    loop {
+        let reply = tokio::select! {
+            _ = hup.recv() => None,
+            Some(r) = reload_rx.recv() => Some(r),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let result = reload(&opts, &app, &metrics, &clock);
+        if let Ok(new) = &result {
+            let old = std::mem::replace(&mut scheduler, start(new));
+            // The new schedule is already running; the old one is given the grace period.
+            old.stop(grace).await;
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map(|_| ()));
+        }
+    }
+
+    tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down");
+    app.ready.store(false, Ordering::SeqCst);
+    shutdown.cancel();
+    let stop = async {
+        scheduler.stop(grace).await;
+        let _ = server.await;
+    };
+    if tokio::time::timeout(grace + Duration::from_secs(1), stop)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown took longer than exporter.shutdown_timeout; exiting anyway");
+    }
+    Ok(())
+}
+
+/// Loads the configuration again. On success it becomes the running one; on failure the old
+/// one stays and the failure is visible in the metrics and the log.
+fn reload(
+    opts: &Options,
+    app: &AppState,
+    metrics: &Metrics,
+    clock: &Clock,
+) -> Result<Arc<Config>, String> {
+    let old = app.config();
+    let result = Config::load(&opts.config_file).map_err(|e| e.to_string()).and_then(|c| {
+        if c.exporter.state_dir != old.exporter.state_dir {
+            Err(format!(
+                "{}: exporter.state_dir cannot change on reload (was {}, now {}); restart the exporter instead",
+                opts.config_file.display(),
+                old.exporter.state_dir.display(),
+                c.exporter.state_dir.display()
+            ))
+        } else {
+            Ok(Arc::new(c))
+        }
+    });
+    match &result {
+        Ok(c) => {
+            metrics.config_last_reload_successful.set(1);
+            metrics
+                .config_last_reload_success_timestamp
+                .set(clock.unix());
+            *app.config.lock().unwrap_or_else(|e| e.into_inner()) = c.clone();
+            tracing::info!(config = %opts.config_file.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            metrics.config_last_reload_successful.set(0);
+            tracing::error!(error = %e, "configuration reload refused; the previous configuration keeps running");
+        }
+    }
+    result
+}
