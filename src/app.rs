@@ -48,7 +48,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     metrics
         .config_last_reload_success_timestamp
         .set(clock.unix());
-    let _state = StateDir::open(&config.exporter.state_dir).map_err(|e| e.to_string())?;
+    let state = StateDir::open(&config.exporter.state_dir).map_err(|e| e.to_string())?;
     let listener = bind(&opts.listen_address).await?;
     let local = listener
         .local_addr()

@@ -8,6 +8,7 @@
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
+//! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod landing;
 pub mod logging;
 pub mod metrics;
+pub mod observed;
 pub mod schedule;
 pub mod server;
 pub mod state;

@@ -166,12 +166,22 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let state =
+                match deliverability_exporter::state::StateDir::open(&config.exporter.state_dir) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                };
             runtime.block_on(async {
                 let metrics = Arc::new(Metrics::bare());
                 let ctx = schedule::Context {
                     metrics: metrics.clone(),
                     clock: deliverability_exporter::clock::Clock::system(),
                     shutdown: tokio_util::sync::CancellationToken::new(),
+                    state,
+                    observed: Default::default(),
                 };
                 let checks = checks::build(&config, only);
                 let records =

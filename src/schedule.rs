@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::observed::Observed;
+use crate::state::StateDir;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -30,6 +32,10 @@ pub struct Context {
     pub clock: Clock,
     /// Cancelled on shutdown and reload; long work should stop early when it is.
     pub shutdown: CancellationToken,
+    /// Where state that must survive a restart is kept.
+    pub state: StateDir,
+    /// What canaries learned that other checks use (sending IPs, DKIM selectors).
+    pub observed: Arc<Observed>,
 }
 
 /// Why a run failed: one line, shown in logs and on the landing page. Never holds a secret.
