@@ -85,6 +85,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         metrics: metrics.clone(),
         clock: clock.clone(),
         shutdown: shutdown.clone(),
+        state,
+        observed: Default::default(),
     };
     let start = |config: &Arc<Config>| {
         let checks = checks::build(config, None);
