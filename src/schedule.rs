@@ -284,10 +284,13 @@ mod tests {
     }
 
     fn ctx() -> Context {
+        let dir = std::env::temp_dir().join(format!("dx-schedule-test-{}", std::process::id()));
         Context {
             metrics: Arc::new(Metrics::bare()),
             clock: Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)),
             shutdown: CancellationToken::new(),
+            state: StateDir::open(&dir).unwrap(),
+            observed: Default::default(),
         }
     }
 
