@@ -39,7 +39,9 @@ impl StateDir {
             path: root.to_path_buf(),
             source,
         })?;
-        let probe = root.join(".write-probe");
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = root.join(format!(".write-probe-{}-{n}", std::process::id()));
         let res = (|| {
             let mut f = File::create(&probe)?;
             f.write_all(b"probe")?;
