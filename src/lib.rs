@@ -2,6 +2,7 @@
 //!
 //! The module map (one line each):
 //! - [`app`]: the running exporter: start-up, reload, shutdown.
+//! - [`canary`]: canary messages: sending, watching seeds, headers.
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
@@ -12,8 +13,10 @@
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
+//! - [`tls`]: rustls client configuration, certificate expiry, handshake failure reasons.
 
 pub mod app;
+pub mod canary;
 pub mod checks;
 pub mod clock;
 pub mod config;
@@ -24,3 +27,4 @@ pub mod observed;
 pub mod schedule;
 pub mod server;
 pub mod state;
+pub mod tls;
