@@ -6,6 +6,7 @@
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
+//! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
@@ -20,6 +21,7 @@ pub mod canary;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod imap;
 pub mod landing;
 pub mod logging;
 pub mod metrics;
