@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::canary::send::{self, FailureClass, SendRequest};
 use crate::canary::tracker::{InFlight, Sighting};
-use crate::canary::watch::{Found, Role, Sightings, Verdict, Watcher};
+use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
 use crate::canary::{message, status::RouteBoard};
 use crate::config::{Config, Provider, Seed};
 use crate::imap::Endpoint;
@@ -28,6 +28,8 @@ pub struct CanaryCheck {
     oneshot: bool,
     last_send: tokio::sync::Mutex<HashMap<String, Instant>>,
     board: Arc<RouteBoard>,
+    ready: Arc<Readiness>,
+    first_run: std::sync::atomic::AtomicBool,
 }
 
 impl CanaryCheck {
@@ -37,6 +39,8 @@ impl CanaryCheck {
             oneshot,
             last_send: Default::default(),
             board,
+            ready: Default::default(),
+            first_run: true.into(),
         }
     }
 
@@ -215,6 +219,13 @@ impl Check for CanaryCheck {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
         Box::pin(async move {
+            if self.first_run.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let watchers = self.config.seeds.iter().filter(|s| s.password.is_some()).count() * 2;
+                self.ready.wait_for(watchers, self.config.canary.imap_timeout.get()).await;
+                if self.ready.count() < watchers {
+                    tracing::warn!(up = self.ready.count(), expected = watchers, "not every seed folder is watched yet; sending anyway");
+                }
+            }
             let spread = if self.oneshot {
                 Duration::ZERO
             } else {
@@ -280,6 +291,7 @@ impl Check for CanaryCheck {
             };
             for role in [Role::Inbox, Role::Spam] {
                 let w = Watcher {
+                    ready: self.ready.clone(),
                     seed: seed.name.clone(),
                     role,
                     endpoint: seed_endpoint(seed, secret.clone()),

@@ -85,7 +85,46 @@ pub trait Sightings: Send + Sync {
     fn found(&self, f: Found) -> Verdict;
 }
 
+/// Which watchers are up, so the first send round can wait for them: a canary that arrives
+/// before its folder is watched is only found by the start-up scan, with a coarser arrival
+/// time.
+#[derive(Default)]
+pub struct Readiness {
+    up: std::sync::Mutex<HashSet<(String, Role)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Readiness {
+    fn set(&self, seed: &str, role: Role, up: bool) {
+        let mut s = self.up.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if up { s.insert((seed.to_string(), role)) } else { s.remove(&(seed.to_string(), role)) };
+        drop(s);
+        if changed {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.up.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Waits until `n` watchers are up, or `limit` has passed.
+    pub async fn wait_for(&self, n: usize, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if self.count() >= n {
+                return;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 pub struct Watcher {
+    pub ready: Arc<Readiness>,
     pub seed: String,
     pub role: Role,
     pub endpoint: Endpoint,
@@ -166,6 +205,7 @@ impl Watcher {
                 .imap_up
                 .with_label_values(&self.label())
                 .set(0);
+            self.ready.set(&self.seed, self.role, false);
             let e = match result {
                 Ok(()) => return,
                 Err(e) => e,
@@ -212,6 +252,7 @@ impl Watcher {
         let mut last_uid = 0u32;
         self.scan(&mut s, &mut last_uid, Noticed::Scan, uidplus, can_move)
             .await?;
+        self.ready.set(&self.seed, self.role, true);
         loop {
             let noticed = if idle {
                 let mut handle = s.idle();
