@@ -219,11 +219,26 @@ impl Check for CanaryCheck {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
         Box::pin(async move {
-            if self.first_run.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                let watchers = self.config.seeds.iter().filter(|s| s.password.is_some()).count() * 2;
-                self.ready.wait_for(watchers, self.config.canary.imap_timeout.get()).await;
+            if self
+                .first_run
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                let watchers = self
+                    .config
+                    .seeds
+                    .iter()
+                    .filter(|s| s.password.is_some())
+                    .count()
+                    * 2;
+                self.ready
+                    .wait_for(watchers, self.config.canary.imap_timeout.get())
+                    .await;
                 if self.ready.count() < watchers {
-                    tracing::warn!(up = self.ready.count(), expected = watchers, "not every seed folder is watched yet; sending anyway");
+                    tracing::warn!(
+                        up = self.ready.count(),
+                        expected = watchers,
+                        "not every seed folder is watched yet; sending anyway"
+                    );
                 }
             }
             let spread = if self.oneshot {
@@ -389,6 +404,14 @@ impl Sightings for Arrivals {
                     return Verdict::Remove;
                 }
                 let labels = [flight.provider.as_str(), flight.seed.as_str()];
+                let still = self
+                    .ctx
+                    .canaries
+                    .in_flight_by_route()
+                    .get(&(flight.provider.clone(), flight.seed.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                m.in_flight.with_label_values(&labels).set(still);
                 let placement = f.role.as_str();
                 m.delivered
                     .with_label_values(&[labels[0], labels[1], placement])

@@ -97,7 +97,11 @@ pub struct Readiness {
 impl Readiness {
     fn set(&self, seed: &str, role: Role, up: bool) {
         let mut s = self.up.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = if up { s.insert((seed.to_string(), role)) } else { s.remove(&(seed.to_string(), role)) };
+        let changed = if up {
+            s.insert((seed.to_string(), role))
+        } else {
+            s.remove(&(seed.to_string(), role))
+        };
         drop(s);
         if changed {
             self.changed.notify_waiters();
