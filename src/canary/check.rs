@@ -22,6 +22,9 @@ use crate::config::{Config, Provider, Seed};
 use crate::imap::Endpoint;
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
+/// A provider and its routes' seeds, each with its start offset in the round.
+type ProviderRoutes<'a> = (&'a Provider, Vec<(Duration, &'a Seed)>);
+
 pub struct CanaryCheck {
     config: Arc<Config>,
     /// `once`: send at once, no jitter.
@@ -246,8 +249,7 @@ impl Check for CanaryCheck {
             } else {
                 self.interval().mul_f64(self.config.canary.jitter)
             };
-            let mut by_provider: BTreeMap<&str, (&Provider, Vec<(Duration, &Seed)>)> =
-                BTreeMap::new();
+            let mut by_provider: BTreeMap<&str, ProviderRoutes> = BTreeMap::new();
             for (p, s) in self.config.routes() {
                 let offset = if spread.is_zero() {
                     Duration::ZERO

@@ -193,7 +193,7 @@ mod tests {
         let m = Metrics::new();
         let text = String::from_utf8(m.encode()).unwrap();
         assert!(
-            text.contains(&format!("deliverability_build_info{{revision=")),
+            text.contains("deliverability_build_info{revision="),
             "{text}"
         );
         assert!(text.contains(&format!("version=\"{VERSION}\"")), "{text}");
