@@ -15,6 +15,7 @@
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
 //! - [`tls`]: rustls client configuration, certificate expiry, handshake failure reasons.
+//! - [`web_config`]: `--web.config.file`: TLS and basic auth for the endpoints.
 
 pub mod app;
 pub mod canary;
@@ -30,3 +31,4 @@ pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod web_config;
