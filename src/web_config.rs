@@ -266,11 +266,14 @@ fn tls_config(base: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
 /// The web configuration file, re-read when it changes.
 pub struct WebConfig {
     path: PathBuf,
-    current: Mutex<(Option<(SystemTime, u64)>, Arc<WebSettings>)>,
+    current: Mutex<(Option<Stamp>, Arc<WebSettings>)>,
     verified: Mutex<HashMap<[u8; 32], ()>>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// When and how big the file was when last read.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
