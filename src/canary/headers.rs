@@ -29,6 +29,8 @@ pub use dkim::{DkimSignature, parse_dkim_signature};
 pub use received::{Hop, is_public, parse_received, sending_ip};
 pub use spam::{SpamSource, SpamVerdict};
 
+use std::net::IpAddr;
+
 use crate::canary::token::{TOKEN_HEADER, token_from_header, token_from_subject};
 use block::HeaderBlock;
 
@@ -53,6 +55,8 @@ pub struct CanaryHeaders {
     pub spam: Vec<SpamVerdict>,
     /// The `Received:` chain, top (the receiver's last hop) first.
     pub hops: Vec<Hop>,
+    /// `client-ip` of the topmost `Received-SPF`: the address the receiver checked SPF for.
+    pub spf_client_ip: Option<IpAddr>,
 }
 
 impl CanaryHeaders {
@@ -61,10 +65,13 @@ impl CanaryHeaders {
         self.hops.first().and_then(|h| h.date)
     }
 
-    /// The provider's public sending IP (see [`sending_ip`]), named by the trusted
-    /// authserv-id.
-    pub fn sending_ip(&self) -> Option<std::net::IpAddr> {
-        sending_ip(&self.hops, self.auth.authserv_id.as_deref())
+    /// The provider's public sending IP: the SPF client IP when it is public and one of the
+    /// hops came from it (Microsoft 365 names itself in no authserv-id, and its internal hops
+    /// have public IPv6 addresses), else [`sending_ip`] with the trusted authserv-id.
+    pub fn sending_ip(&self) -> Option<IpAddr> {
+        self.spf_client_ip
+            .filter(|ip| is_public(*ip) && self.hops.iter().any(|h| h.ip == Some(*ip)))
+            .or_else(|| sending_ip(&self.hops, self.auth.authserv_id.as_deref()))
     }
 }
 
@@ -78,6 +85,10 @@ pub fn parse(raw: &[u8], expected_authserv_id: Option<&str>) -> CanaryHeaders {
         dkim_signatures: dkim::signatures(&block),
         spam: spam::verdicts(&block),
         hops: received::hops(&block),
+        spf_client_ip: block
+            .text("Received-SPF")
+            .and_then(|v| parse_received_spf(&v))
+            .and_then(|r| r.property("client-ip")?.parse().ok()),
     }
 }
 
