@@ -7,7 +7,7 @@
 //! Pure functions, no I/O. Every input is bounded: the block is read up to
 //! [`MAX_HEADER_BLOCK`] bytes, strings kept from it are cut at [`MAX_VALUE_LEN`], lists at a
 //! fixed length; every parser is a single pass (comments are depth counters, not recursion),
-//! and no input panics. The fields are split by [`block`], which, unlike
+//! and no input panics. The fields are split by the `block` module, which, unlike
 //! `mailparse::parse_headers`, skips a broken line instead of failing the whole block;
 //! mailparse decodes the RFC 2047 Subject for the token fallback.
 
@@ -111,14 +111,7 @@ fn token(block: &HeaderBlock<'_>) -> Option<String> {
 
 /// `s` cut to at most `max` bytes, at a character boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(max)]
 }
 
 #[cfg(test)]

@@ -271,17 +271,17 @@ fn bracket_score(v: &str) -> Option<f64> {
     leading_number(rest)
 }
 
-/// A leading `Yes`/`No` (`True`/`False`), case-insensitive.
+/// A leading `Yes`/`No`, case-insensitive.
 fn yes_no(v: &str) -> Option<bool> {
     let word: String = v
         .trim_start()
         .chars()
         .take_while(char::is_ascii_alphabetic)
-        .take(5)
+        .take(4)
         .collect();
     match word.to_ascii_lowercase().as_str() {
-        "yes" | "true" => Some(true),
-        "no" | "false" => Some(false),
+        "yes" => Some(true),
+        "no" => Some(false),
         _ => None,
     }
 }
