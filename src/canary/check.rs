@@ -309,6 +309,7 @@ impl Check for CanaryCheck {
             for role in [Role::Inbox, Role::Spam] {
                 let w = Watcher {
                     ready: self.ready.clone(),
+                    authserv_id: seed.authserv_id.clone(),
                     seed: seed.name.clone(),
                     role,
                     endpoint: seed_endpoint(seed, secret.clone()),
