@@ -29,9 +29,13 @@ impl Kind {
 }
 
 /// The checks to schedule for `config`, optionally only those of one kind.
-pub fn build(_config: &Arc<Config>, only: Option<Kind>) -> Vec<Arc<dyn Check>> {
+pub fn build(config: &Arc<Config>, only: Option<Kind>) -> Vec<Arc<dyn Check>> {
     let wanted = |k: Kind| only.is_none_or(|o| o == k);
-    let checks: Vec<Arc<dyn Check>> = Vec::new();
-    let _ = wanted;
+    let mut checks: Vec<Arc<dyn Check>> = Vec::new();
+    if wanted(Kind::Reports)
+        && let Some(c) = crate::reports::ReportsCheck::from_config(config)
+    {
+        checks.push(Arc::new(c));
+    }
     checks
 }

@@ -4,6 +4,8 @@
 //! names. A [`Metrics`] owns its own registry, so `/probe` can record one target's results into
 //! a fresh instance and return only those.
 
+pub mod reports;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -22,6 +24,9 @@ pub struct Metrics {
     pub check_duration: GaugeVec,
     pub check_last_run: GaugeVec,
     pub check_runs: IntCounterVec,
+
+    // --- DMARC aggregate and TLS-RPT reports
+    pub reports: reports::ReportMetrics,
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -116,6 +121,7 @@ impl Metrics {
                 "Runs of the check by result (success, failure, timeout).",
                 &["check", "result"],
             ),
+            reports: reports::ReportMetrics::register(&r),
             registry: r,
         }
     }

@@ -1,0 +1,432 @@
+//! DMARC alignment as a receiver evaluates it (RFC 7489 section 3.1, RFC 9990 section 4.4):
+//! a record passes DMARC when a DKIM signature or the SPF check passed for a domain aligned
+//! with the RFC 5322 From domain.
+//!
+//! Strict alignment is an exact match. Relaxed alignment compares organizational domains,
+//! which receivers find with the Public Suffix List (or RFC 9990's DNS tree walk). The
+//! exporter carries no copy of the list: [`organizational_domain`] knows the generic rule (one
+//! label below the top-level domain) plus a built-in table of the multi-label public suffixes
+//! that mail commonly comes from (`co.uk`, `com.au`, `co.jp`, `gob.mx`, ...). For a domain
+//! under a suffix missing from the table the result can be one label too short, which makes
+//! two unrelated registrations under that suffix look aligned; for the exporter's purpose,
+//! counting a receiver's verdict on the owner's own mail, that only matters for suffixes the
+//! owner does not use.
+
+use super::model::{AlignmentMode, DkimResult, Record, SpfResult};
+
+/// Multi-label public suffixes (ICANN section of the Public Suffix List, the ones seen in
+/// mail), lower-case.
+const MULTI_LABEL_SUFFIXES: &[&str] = &[
+    // United Kingdom
+    "co.uk",
+    "org.uk",
+    "me.uk",
+    "ltd.uk",
+    "plc.uk",
+    "net.uk",
+    "sch.uk",
+    "ac.uk",
+    "gov.uk",
+    "nhs.uk",
+    "police.uk", // Australia, New Zealand
+    "com.au",
+    "net.au",
+    "org.au",
+    "edu.au",
+    "gov.au",
+    "asn.au",
+    "id.au",
+    "co.nz",
+    "net.nz",
+    "org.nz",
+    "govt.nz",
+    "ac.nz",
+    "school.nz",
+    "geek.nz", // Asia
+    "co.jp",
+    "ne.jp",
+    "or.jp",
+    "ac.jp",
+    "go.jp",
+    "gr.jp",
+    "ad.jp",
+    "ed.jp",
+    "lg.jp",
+    "co.kr",
+    "or.kr",
+    "ne.kr",
+    "go.kr",
+    "ac.kr",
+    "com.cn",
+    "net.cn",
+    "org.cn",
+    "gov.cn",
+    "edu.cn",
+    "com.hk",
+    "net.hk",
+    "org.hk",
+    "edu.hk",
+    "gov.hk",
+    "com.tw",
+    "net.tw",
+    "org.tw",
+    "edu.tw",
+    "gov.tw",
+    "com.sg",
+    "net.sg",
+    "org.sg",
+    "edu.sg",
+    "gov.sg",
+    "com.my",
+    "net.my",
+    "org.my",
+    "edu.my",
+    "gov.my",
+    "co.id",
+    "or.id",
+    "ac.id",
+    "go.id",
+    "web.id",
+    "co.in",
+    "net.in",
+    "org.in",
+    "firm.in",
+    "gen.in",
+    "ind.in",
+    "ac.in",
+    "edu.in",
+    "gov.in",
+    "nic.in",
+    "res.in",
+    "com.pk",
+    "net.pk",
+    "org.pk",
+    "com.ph",
+    "net.ph",
+    "org.ph",
+    "co.th",
+    "in.th",
+    "or.th",
+    "ac.th",
+    "go.th",
+    "com.vn",
+    "net.vn",
+    "org.vn",
+    "co.il",
+    "org.il",
+    "net.il",
+    "ac.il",
+    "gov.il",
+    "com.tr",
+    "net.tr",
+    "org.tr",
+    "gen.tr",
+    "edu.tr",
+    "gov.tr",
+    "com.sa",
+    "net.sa",
+    "org.sa",
+    "com.eg",
+    "ae.org",
+    "co.ae",
+    "net.ae",
+    "org.ae",
+    "gov.ae",
+    // Americas
+    "com.br",
+    "net.br",
+    "org.br",
+    "gov.br",
+    "edu.br",
+    "art.br",
+    "blog.br",
+    "com.mx",
+    "net.mx",
+    "org.mx",
+    "gob.mx",
+    "edu.mx",
+    "com.ar",
+    "net.ar",
+    "org.ar",
+    "gob.ar",
+    "gov.ar",
+    "com.co",
+    "net.co",
+    "org.co",
+    "gov.co",
+    "edu.co",
+    "com.pe",
+    "net.pe",
+    "org.pe",
+    "gob.pe",
+    "cl.cl",
+    "com.ec",
+    "com.uy",
+    "com.ve",
+    "co.ve",
+    "com.bo",
+    "com.py",
+    "com.do",
+    "com.gt",
+    "com.pa",
+    "co.cr",
+    "fin.ec", // Africa
+    "co.za",
+    "org.za",
+    "net.za",
+    "gov.za",
+    "ac.za",
+    "web.za",
+    "co.ke",
+    "or.ke",
+    "ac.ke",
+    "go.ke",
+    "com.ng",
+    "org.ng",
+    "gov.ng",
+    "edu.ng",
+    "co.tz",
+    "co.ug",
+    "co.zw",
+    "com.gh",
+    "com.ma",
+    "co.ma", // Europe
+    "co.at",
+    "or.at",
+    "gv.at",
+    "ac.at",
+    "com.pl",
+    "net.pl",
+    "org.pl",
+    "gov.pl",
+    "edu.pl",
+    "com.es",
+    "org.es",
+    "nom.es",
+    "gob.es",
+    "edu.es",
+    "com.pt",
+    "org.pt",
+    "gov.pt",
+    "com.gr",
+    "org.gr",
+    "gov.gr",
+    "com.cy",
+    "com.mt",
+    "co.hu",
+    "com.ua",
+    "org.ua",
+    "net.ua",
+    "gov.ua",
+    "com.ru",
+    "org.ru",
+    "net.ru",
+    "msk.ru",
+    "spb.ru",
+    "co.rs",
+    "org.rs",
+    "com.hr",
+    "co.it",
+    "gov.it",
+    "asso.fr",
+    "gouv.fr",
+    "com.fr",
+    "co.no",
+    "priv.no",
+    "co.je",
+    "co.gg",
+    "co.im",
+    // United States
+    "k12.ca.us",
+    "fed.us",
+    "dni.us",
+    "isa.us",
+    "nsn.us",
+    // Private suffixes where unrelated customers send mail from subdomains.
+    "amazonses.com",
+    "sendgrid.net",
+    "mailgun.org",
+    "herokuapp.com",
+    "github.io",
+    "onmicrosoft.com",
+    "blogspot.com",
+    "appspot.com",
+    "azurewebsites.net",
+    "cloudapp.net",
+];
+
+/// Normalises a domain for comparison: trimmed, lower-case, without a trailing dot.
+pub fn normalize_domain(d: &str) -> String {
+    let d = d.trim();
+    let d = d.strip_suffix('.').unwrap_or(d);
+    d.to_ascii_lowercase()
+}
+
+/// The organizational domain of `domain` (already normalised): the public suffix plus one
+/// label. A bare public suffix or single label is its own organizational domain.
+pub fn organizational_domain(domain: &str) -> &str {
+    let labels: Vec<usize> = std::iter::once(0)
+        .chain(domain.match_indices('.').map(|(i, _)| i + 1))
+        .collect();
+    // labels[i] is the byte offset where the i-th label starts.
+    let n = labels.len();
+    if n <= 2 {
+        return domain;
+    }
+    // Longest suffix in the table first (three labels, then two).
+    for suffix_labels in [3usize, 2] {
+        if n > suffix_labels {
+            let suffix = &domain[labels[n - suffix_labels]..];
+            if MULTI_LABEL_SUFFIXES.contains(&suffix) {
+                return &domain[labels[n - suffix_labels - 1]..];
+            }
+        } else if n == suffix_labels && MULTI_LABEL_SUFFIXES.contains(&domain) {
+            return domain;
+        }
+    }
+    &domain[labels[n - 2]..]
+}
+
+/// Whether `domain` is aligned with the From domain under `mode`. Both normalised.
+pub fn aligned(domain: &str, from: &str, mode: AlignmentMode) -> bool {
+    if domain.is_empty() || from.is_empty() {
+        return false;
+    }
+    match mode {
+        AlignmentMode::Strict => domain == from,
+        AlignmentMode::Relaxed => {
+            domain == from || organizational_domain(domain) == organizational_domain(from)
+        }
+    }
+}
+
+/// The receiver's view of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evaluation {
+    pub dkim_aligned: bool,
+    pub spf_aligned: bool,
+}
+
+impl Evaluation {
+    pub fn dmarc_pass(self) -> bool {
+        self.dkim_aligned || self.spf_aligned
+    }
+}
+
+/// Derives alignment from the record's authentication results: any passing DKIM signature
+/// (every `<dkim>`, not just the first) whose `d=` aligns with the From domain, and any
+/// passing SPF result whose domain aligns. `from` is the record's `<header_from>` (or the
+/// policy domain when a reporter left it out).
+pub fn evaluate(
+    record: &Record,
+    from: &str,
+    adkim: AlignmentMode,
+    aspf: AlignmentMode,
+) -> Evaluation {
+    let from = normalize_domain(from);
+    let dkim_aligned = record.dkim.iter().any(|d| {
+        d.result == DkimResult::Pass && aligned(&normalize_domain(&d.domain), &from, adkim)
+    });
+    let spf_aligned = record
+        .spf
+        .iter()
+        .any(|s| s.result == SpfResult::Pass && aligned(&normalize_domain(&s.domain), &from, aspf));
+    Evaluation {
+        dkim_aligned,
+        spf_aligned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::model::{DkimAuth, SpfAuth};
+
+    #[test]
+    fn organizational_domains() {
+        assert_eq!(organizational_domain("mail.example.com"), "example.com");
+        assert_eq!(organizational_domain("example.com"), "example.com");
+        assert_eq!(organizational_domain("com"), "com");
+        assert_eq!(organizational_domain("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(organizational_domain("example.co.uk"), "example.co.uk");
+        assert_eq!(organizational_domain("co.uk"), "co.uk");
+        assert_eq!(organizational_domain("sicher.gmx.net"), "gmx.net");
+        assert_eq!(
+            organizational_domain("estadocuenta1.infonacot.gob.mx"),
+            "infonacot.gob.mx"
+        );
+        assert_eq!(
+            organizational_domain("x.school.k12.ca.us"),
+            "school.k12.ca.us"
+        );
+        assert_eq!(organizational_domain("a.ab.id.au"), "ab.id.au");
+        assert_eq!(
+            organizational_domain("bounce.em.sendgrid.net"),
+            "em.sendgrid.net"
+        );
+    }
+
+    #[test]
+    fn relaxed_and_strict_alignment() {
+        assert!(aligned(
+            "mail.example.com",
+            "example.com",
+            AlignmentMode::Relaxed
+        ));
+        assert!(!aligned(
+            "mail.example.com",
+            "example.com",
+            AlignmentMode::Strict
+        ));
+        assert!(aligned("example.com", "example.com", AlignmentMode::Strict));
+        assert!(!aligned(
+            "other.co.uk",
+            "example.co.uk",
+            AlignmentMode::Relaxed
+        ));
+        assert!(aligned(
+            "a.example.co.uk",
+            "b.example.co.uk",
+            AlignmentMode::Relaxed
+        ));
+        assert!(!aligned("", "example.com", AlignmentMode::Relaxed));
+    }
+
+    #[test]
+    fn every_auth_result_counts_not_only_the_first() {
+        let r = Record {
+            dkim: vec![
+                DkimAuth {
+                    domain: "esp.example.net".into(),
+                    result: DkimResult::Pass,
+                    ..Default::default()
+                },
+                DkimAuth {
+                    domain: "Example.COM.".into(),
+                    result: DkimResult::Pass,
+                    ..Default::default()
+                },
+            ],
+            spf: vec![SpfAuth {
+                domain: "bounces.example.com".into(),
+                result: SpfResult::SoftFail,
+                scope: None,
+            }],
+            ..Default::default()
+        };
+        let e = evaluate(
+            &r,
+            "example.com",
+            AlignmentMode::Relaxed,
+            AlignmentMode::Relaxed,
+        );
+        assert!(e.dkim_aligned && !e.spf_aligned && e.dmarc_pass());
+        let strict = evaluate(
+            &r,
+            "mail.example.com",
+            AlignmentMode::Strict,
+            AlignmentMode::Strict,
+        );
+        assert!(!strict.dmarc_pass());
+    }
+}

@@ -1,0 +1,881 @@
+//! The DMARC aggregate report reader: RFC 7489 appendix C, RFC 9990 (`dmarc-2.0` namespace,
+//! with or without a prefix) and the old drafts without `<version>`, read as a stream of
+//! quick-xml events so memory stays flat however many records a report has.
+//!
+//! Only local names are looked at (`<dmarc:record>` is `<record>`), unknown elements and their
+//! content are skipped, values are trimmed and enumerations read case-insensitively. Each
+//! `<record>` is handed to a callback as soon as it ends, together with the policy published
+//! (which the schema puts before the records); the returned [`AggregateReport`] keeps only the
+//! metadata, the policy and the totals.
+//!
+//! Hostile input is refused: a DOCTYPE (and so any entity declaration) is an error, undefined
+//! entities are errors, depth is capped, and the number of records is limited. Real-world
+//! damage that can be confined to one value is repaired with a warning, as the reference
+//! readers do: bytes that are not UTF-8 inside a value become U+FFFD, and an end tag that
+//! closes an ancestor closes the elements left open inside it (an unescaped `<addr>` in
+//! `<email>`). Anything else, a truncated document first of all, is an error naming the line
+//! and byte offset.
+
+use std::io::{self, BufRead};
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::error::ReadError;
+use super::model::{
+    AggregateReport, AlignmentMode, Disposition, DkimAuth, DkimResult, Policy, PolicyPublished,
+    Reason, ReasonType, Record, SpfAuth, SpfResult, Verdict,
+};
+use super::unpack::inner_read_error;
+
+/// Longest value kept; longer text is cut (with a warning).
+const MAX_VALUE: usize = 16 * 1024;
+/// Deepest element nesting accepted.
+const MAX_DEPTH: usize = 64;
+/// `<dkim>`/`<spf>`/`<reason>` entries kept per record; further ones are ignored.
+const MAX_PER_RECORD: usize = 64;
+/// Warnings kept per report.
+const MAX_WARNINGS: usize = 20;
+
+/// A parsed report and what was repaired on the way.
+#[derive(Debug)]
+pub struct Parsed {
+    pub report: AggregateReport,
+    pub warnings: Vec<String>,
+}
+
+/// Reads one aggregate report from `input`, calling `on_record` for every record.
+pub fn parse<R: BufRead>(
+    input: R,
+    max_records: u64,
+    on_record: &mut dyn FnMut(&PolicyPublished, &Record),
+) -> Result<Parsed, ReadError> {
+    let decoded = Decode::new(input).map_err(|e| {
+        super::unpack::inner_read_error(&e).unwrap_or_else(|| ReadError::Io(e.to_string()))
+    })?;
+    let mut reader = Reader::from_reader(LineCounter {
+        inner: decoded,
+        newlines: 0,
+    });
+    let cfg = reader.config_mut();
+    cfg.check_end_names = false;
+    cfg.expand_empty_elements = false;
+    cfg.trim_text(false);
+    let mut p = Parser {
+        report: AggregateReport::default(),
+        record: Record::default(),
+        policy_seen: false,
+        stack: Vec::with_capacity(16),
+        names: Vec::with_capacity(256),
+        text: Vec::with_capacity(256),
+        text_cut: false,
+        warnings: Vec::new(),
+        max_records,
+        line: 1,
+        root_done: false,
+        root_name: None,
+        feedback_seen: false,
+    };
+    let result = drive(&mut p, &mut reader, on_record);
+    let repaired = reader.get_ref().inner.repaired();
+    match result {
+        Ok(()) => p.finish(repaired),
+        // A document that is not a report at all: say so rather than where it broke.
+        Err(ReadError::Xml { .. }) if !p.feedback_seen && p.root_name.is_some() => Err(
+            ReadError::NotFeedback(p.root_name.take().unwrap_or_default()),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads events until `</feedback>`.
+fn drive<R: BufRead>(
+    p: &mut Parser,
+    reader: &mut Reader<LineCounter<Decode<R>>>,
+    on_record: &mut dyn FnMut(&PolicyPublished, &Record),
+) -> Result<(), ReadError> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        p.line = reader.get_ref().newlines + 1;
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(xml_error(
+                    &e,
+                    reader.get_ref().newlines + 1,
+                    reader.error_position(),
+                ));
+            }
+        };
+        let offset = reader.buffer_position();
+        match event {
+            Event::Start(e) => p.start(&e, offset)?,
+            Event::Empty(e) => {
+                p.start(&e, offset)?;
+                p.end(e.name().as_ref().as_bytes(), offset, on_record)?;
+            }
+            Event::End(e) => p.end(e.name().as_ref().as_bytes(), offset, on_record)?,
+            Event::Text(t) => p.text(t.as_bytes()),
+            Event::CData(t) => p.text(t.as_bytes()),
+            Event::GeneralRef(r) => {
+                let ch = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => match &*r {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "apos" => '\'',
+                        "quot" => '"',
+                        other => {
+                            return Err(ReadError::Entities {
+                                line: p.line,
+                                offset,
+                                what: format!(
+                                    "undefined entity &{};",
+                                    other.chars().take(64).collect::<String>()
+                                ),
+                            });
+                        }
+                    },
+                    Err(e) => {
+                        return Err(ReadError::Xml {
+                            line: p.line,
+                            offset,
+                            message: e.to_string(),
+                        });
+                    }
+                };
+                let mut tmp = [0u8; 4];
+                p.text(ch.encode_utf8(&mut tmp).as_bytes());
+            }
+            Event::DocType(_) => {
+                return Err(ReadError::Entities {
+                    line: p.line,
+                    offset,
+                    what: "a DOCTYPE declaration".into(),
+                });
+            }
+            // The encoding was dealt with by `Decode`.
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::Eof => {
+                return match p.stack.last() {
+                    _ if p.root_done => Ok(()),
+                    Some(_) => Err(ReadError::Xml {
+                        line: p.line,
+                        offset,
+                        message: format!(
+                            "unexpected end of input: <{}> is not closed (truncated?)",
+                            String::from_utf8_lossy(p.name_at(p.stack.len() - 1))
+                        ),
+                    }),
+                    None => Err(ReadError::Xml {
+                        line: p.line,
+                        offset,
+                        message: "no XML element found".into(),
+                    }),
+                };
+            }
+        }
+        if p.root_done {
+            return Ok(());
+        }
+    }
+}
+
+fn xml_error(e: &quick_xml::Error, line: u64, offset: u64) -> ReadError {
+    if let quick_xml::Error::Io(io) = e
+        && let Some(inner) = inner_read_error(io)
+    {
+        return inner;
+    }
+    ReadError::Xml {
+        line,
+        offset,
+        message: e.to_string(),
+    }
+}
+
+/// Counts the newlines the XML reader consumes, for error positions.
+struct LineCounter<R> {
+    inner: R,
+    newlines: u64,
+}
+
+impl<R: BufRead> io::Read for LineCounter<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let buf = self.inner.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for LineCounter<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let n = amt.min(buf.len());
+            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// Makes the byte stream UTF-8 for the XML reader: a document declared ISO-8859-1 (or
+/// windows-1252, read as ISO-8859-1) is transcoded; in any other, bytes that are not UTF-8 are
+/// replaced by U+FFFD and the first one's position is kept for a warning.
+struct Decode<R> {
+    inner: R,
+    latin1: bool,
+    out: Vec<u8>,
+    pos: usize,
+    /// An incomplete UTF-8 sequence at the end of the last chunk.
+    carry: Vec<u8>,
+    /// Output bytes and newlines so far (until the first replacement).
+    produced: u64,
+    newlines: u64,
+    first_bad: Option<(u64, u64)>,
+    replaced: u64,
+}
+
+impl<R: BufRead> Decode<R> {
+    fn new(mut inner: R) -> io::Result<Decode<R>> {
+        let head = inner.fill_buf()?;
+        let head = &head[..head.len().min(200)];
+        let latin1 = declared_latin1(head);
+        Ok(Decode {
+            inner,
+            latin1,
+            out: Vec::with_capacity(64 * 1024),
+            pos: 0,
+            carry: Vec::new(),
+            produced: 0,
+            newlines: 0,
+            first_bad: None,
+            replaced: 0,
+        })
+    }
+
+    /// (line, byte offset, count) of the replaced bytes, when there were any.
+    fn repaired(&self) -> Option<(u64, u64, u64)> {
+        self.first_bad.map(|(l, o)| (l, o, self.replaced))
+    }
+
+    fn push_valid(&mut self, bytes: &[u8]) {
+        if self.first_bad.is_none() {
+            self.produced += bytes.len() as u64;
+            self.newlines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn push_bad(&mut self, n: usize) {
+        if self.first_bad.is_none() {
+            self.first_bad = Some((self.newlines + 1, self.produced));
+        }
+        self.replaced += n as u64;
+        self.out.extend_from_slice("\u{FFFD}".as_bytes());
+    }
+
+    /// Appends `data` as UTF-8; returns the length of an incomplete sequence at its end.
+    fn utf8(&mut self, mut data: &[u8], at_eof: bool) -> usize {
+        loop {
+            match std::str::from_utf8(data) {
+                Ok(_) => {
+                    self.push_valid(data);
+                    return 0;
+                }
+                Err(e) => {
+                    let (ok, rest) = data.split_at(e.valid_up_to());
+                    self.push_valid(ok);
+                    match e.error_len() {
+                        Some(n) => {
+                            self.push_bad(n);
+                            data = &rest[n..];
+                        }
+                        None if at_eof => {
+                            self.push_bad(rest.len());
+                            return 0;
+                        }
+                        None => return rest.len(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn declared_latin1(head: &[u8]) -> bool {
+    let head = head
+        .strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(head)
+        .trim_ascii_start();
+    if !head.starts_with(b"<?xml") {
+        return false;
+    }
+    let decl = &head[..head.iter().position(|&b| b == b'>').unwrap_or(head.len())];
+    let decl = String::from_utf8_lossy(decl).to_ascii_lowercase();
+    let Some(i) = decl.find("encoding") else {
+        return false;
+    };
+    let v = decl[i + 8..].trim_start_matches([' ', '=', '"', '\'']);
+    [
+        "iso-8859-1",
+        "iso8859-1",
+        "latin1",
+        "latin-1",
+        "windows-1252",
+        "cp1252",
+    ]
+    .iter()
+    .any(|e| v.starts_with(e))
+}
+
+impl<R: BufRead> io::Read for Decode<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Decode<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.out.len() {
+            self.out.clear();
+            self.pos = 0;
+            let input = self.inner.fill_buf()?;
+            let len = input.len();
+            if len == 0 {
+                if !self.carry.is_empty() {
+                    let carry = std::mem::take(&mut self.carry);
+                    self.utf8(&carry, true);
+                    continue;
+                }
+                break;
+            }
+            // Take the chunk out of the inner reader's buffer before decoding it.
+            let chunk: Vec<u8> = if self.carry.is_empty() {
+                input.to_vec()
+            } else {
+                let mut c = std::mem::take(&mut self.carry);
+                c.extend_from_slice(input);
+                c
+            };
+            self.inner.consume(len);
+            if self.latin1 {
+                for &b in &chunk {
+                    if b < 0x80 {
+                        self.out.push(b);
+                    } else {
+                        self.out.push(0xc0 | (b >> 6));
+                        self.out.push(0x80 | (b & 0x3f));
+                    }
+                }
+            } else {
+                let incomplete = self.utf8(&chunk, false);
+                self.carry = chunk[chunk.len() - incomplete..].to_vec();
+            }
+        }
+        Ok(&self.out[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.len());
+    }
+}
+
+/// The elements the reader knows, by position in the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    Unknown,
+    /// An element around `<feedback>` (or the root of a document that has none).
+    Wrapper,
+    Feedback,
+    Version,
+    Metadata,
+    OrgName,
+    Email,
+    ExtraContact,
+    ReportId,
+    DateRange,
+    Begin,
+    End,
+    MetaError,
+    Generator,
+    Policy,
+    PDomain,
+    Adkim,
+    Aspf,
+    P,
+    Sp,
+    Np,
+    Pct,
+    Testing,
+    Discovery,
+    Fo,
+    Record,
+    Row,
+    SourceIp,
+    Count,
+    Evaluated,
+    Disposition,
+    EvalDkim,
+    EvalSpf,
+    Reason,
+    ReasonType,
+    ReasonComment,
+    Identifiers,
+    HeaderFrom,
+    EnvelopeFrom,
+    EnvelopeTo,
+    AuthResults,
+    Dkim,
+    DkimDomain,
+    Selector,
+    DkimResult,
+    HumanResult,
+    Spf,
+    SpfDomain,
+    Scope,
+    SpfResult,
+}
+
+impl El {
+    /// The element `name` inside `parent`.
+    fn child(parent: El, name: &[u8]) -> El {
+        use El::*;
+        match (parent, name) {
+            (Feedback, b"version") => Version,
+            (Feedback, b"report_metadata") => Metadata,
+            (Feedback, b"policy_published") => Policy,
+            (Feedback, b"record") => Record,
+            (Metadata, b"org_name") => OrgName,
+            (Metadata, b"email") => Email,
+            (Metadata, b"extra_contact_info") => ExtraContact,
+            (Metadata, b"report_id") => ReportId,
+            (Metadata, b"date_range") => DateRange,
+            (Metadata, b"error") => MetaError,
+            (Metadata, b"generator") => Generator,
+            (DateRange, b"begin") => Begin,
+            (DateRange, b"end") => End,
+            (Policy, b"domain") => PDomain,
+            (Policy, b"adkim") => Adkim,
+            (Policy, b"aspf") => Aspf,
+            (Policy, b"p") => P,
+            (Policy, b"sp") => Sp,
+            (Policy, b"np") => Np,
+            (Policy, b"pct") => Pct,
+            (Policy, b"testing") => Testing,
+            (Policy, b"discovery_method") => Discovery,
+            (Policy, b"fo") => Fo,
+            (Record, b"row") => Row,
+            (Record, b"identifiers") => Identifiers,
+            (Record, b"auth_results") => AuthResults,
+            (Row, b"source_ip") => SourceIp,
+            (Row, b"count") => Count,
+            (Row, b"policy_evaluated") => Evaluated,
+            (Evaluated, b"disposition") => Disposition,
+            (Evaluated, b"dkim") => EvalDkim,
+            (Evaluated, b"spf") => EvalSpf,
+            (Evaluated, b"reason") => Reason,
+            (Reason, b"type") => ReasonType,
+            (Reason, b"comment") => ReasonComment,
+            (Identifiers, b"header_from") => HeaderFrom,
+            (Identifiers, b"envelope_from") => EnvelopeFrom,
+            (Identifiers, b"envelope_to") => EnvelopeTo,
+            (AuthResults, b"dkim") => Dkim,
+            (AuthResults, b"spf") => Spf,
+            (Dkim, b"domain") => DkimDomain,
+            (Dkim, b"selector") => Selector,
+            (Dkim, b"result") => DkimResult,
+            (Dkim, b"human_result") => HumanResult,
+            (Spf, b"domain") => SpfDomain,
+            (Spf, b"scope") => Scope,
+            (Spf, b"result") => SpfResult,
+            _ => Unknown,
+        }
+    }
+
+    /// Whether the element holds a value (its text is collected).
+    fn is_leaf(self) -> bool {
+        use El::*;
+        !matches!(
+            self,
+            Unknown
+                | Wrapper
+                | Feedback
+                | Metadata
+                | DateRange
+                | Policy
+                | Record
+                | Row
+                | Evaluated
+                | Reason
+                | Identifiers
+                | AuthResults
+                | Dkim
+                | Spf
+        )
+    }
+}
+
+struct Parser {
+    report: AggregateReport,
+    record: Record,
+    policy_seen: bool,
+    /// Open elements: what they are and where their qualified name starts in `names`.
+    stack: Vec<(El, usize)>,
+    names: Vec<u8>,
+    text: Vec<u8>,
+    text_cut: bool,
+    warnings: Vec<String>,
+    max_records: u64,
+    /// Line of the event being handled.
+    line: u64,
+    /// `</feedback>` was read: the report is complete.
+    root_done: bool,
+    /// The first element, when it was not `<feedback>`.
+    root_name: Option<String>,
+    feedback_seen: bool,
+}
+
+fn local(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+impl Parser {
+    fn warn(&mut self, message: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(format!("line {}: {message}", self.line));
+        }
+    }
+
+    fn name_at(&self, i: usize) -> &[u8] {
+        let start = self.stack[i].1;
+        let end = self.stack.get(i + 1).map_or(self.names.len(), |n| n.1);
+        &self.names[start..end]
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>, offset: u64) -> Result<(), ReadError> {
+        let qname = e.name();
+        let name = qname.as_ref().as_bytes();
+        let el = match self.stack.last() {
+            // Some reporters wrap <feedback> in another element (IKEA: an unclosed
+            // <xs:schema>); look for it inside.
+            None | Some(&(El::Wrapper, _)) if local(name).eq_ignore_ascii_case(b"feedback") => {
+                El::Feedback
+            }
+            None | Some(&(El::Wrapper, _)) => {
+                if self.root_name.is_none() {
+                    self.root_name =
+                        Some(String::from_utf8_lossy(&name[..name.len().min(64)]).into_owned());
+                }
+                El::Wrapper
+            }
+            Some(&(parent, _)) => El::child(parent, local(name)),
+        };
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(ReadError::Xml {
+                line: self.line,
+                offset,
+                message: format!("elements nested more than {MAX_DEPTH} deep"),
+            });
+        }
+        self.stack.push((el, self.names.len()));
+        self.names.extend_from_slice(name);
+        if el.is_leaf() {
+            self.text.clear();
+            self.text_cut = false;
+        }
+        match el {
+            El::Feedback => self.feedback_seen = true,
+            El::Record => self.record = Record::default(),
+            El::Dkim => {
+                if self.record.dkim.len() < MAX_PER_RECORD {
+                    self.record.dkim.push(DkimAuth::default());
+                }
+            }
+            El::Spf => {
+                if self.record.spf.len() < MAX_PER_RECORD {
+                    self.record.spf.push(SpfAuth::default());
+                }
+            }
+            El::Reason => {
+                if self.record.reasons.len() < MAX_PER_RECORD {
+                    self.record.reasons.push(Reason {
+                        kind: None,
+                        comment: None,
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, t: &[u8]) {
+        let Some(&(el, _)) = self.stack.last() else {
+            return;
+        };
+        if !el.is_leaf() {
+            return;
+        }
+        let room = MAX_VALUE.saturating_sub(self.text.len());
+        if t.len() > room {
+            self.text.extend_from_slice(&t[..room]);
+            if !self.text_cut {
+                self.text_cut = true;
+                self.warn(format!("value longer than {MAX_VALUE} bytes cut"));
+            }
+        } else {
+            self.text.extend_from_slice(t);
+        }
+    }
+
+    fn end(
+        &mut self,
+        name: &[u8],
+        offset: u64,
+        on_record: &mut dyn FnMut(&PolicyPublished, &Record),
+    ) -> Result<(), ReadError> {
+        let Some(pos) = (0..self.stack.len())
+            .rev()
+            .find(|&i| self.name_at(i) == name)
+        else {
+            if self.stack.is_empty() {
+                return Ok(());
+            }
+            return Err(ReadError::Xml {
+                line: self.line,
+                offset,
+                message: format!(
+                    "unexpected end tag </{}>, expected </{}>",
+                    String::from_utf8_lossy(&name[..name.len().min(64)]),
+                    String::from_utf8_lossy(self.name_at(self.stack.len() - 1))
+                ),
+            });
+        };
+        if pos + 1 < self.stack.len() {
+            let unclosed = String::from_utf8_lossy(self.name_at(pos + 1)).into_owned();
+            self.warn(format!(
+                "<{}> not closed before </{}>; closed there",
+                &unclosed[..unclosed.len().min(64)],
+                String::from_utf8_lossy(name)
+            ));
+        }
+        while self.stack.len() > pos {
+            let (el, start) = self.stack[self.stack.len() - 1];
+            self.close(el, on_record)?;
+            self.stack.pop();
+            self.names.truncate(start);
+            if el == El::Feedback {
+                self.root_done = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The collected text of the element being closed, trimmed and decoded.
+    fn value(&mut self) -> String {
+        // `Decode` made the stream UTF-8; only a value cut at MAX_VALUE can end mid-character.
+        String::from_utf8_lossy(self.text.trim_ascii()).into_owned()
+    }
+
+    fn number(&mut self, what: &str) -> Option<u64> {
+        let v = self.value();
+        match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => match v.parse::<f64>() {
+                Ok(f) if f.is_finite() && f >= 0.0 && f < 1.8e19 => Some(f as u64),
+                _ => {
+                    self.warn(format!("{what} {v:?} is not a number; ignored"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn close(
+        &mut self,
+        el: El,
+        on_record: &mut dyn FnMut(&PolicyPublished, &Record),
+    ) -> Result<(), ReadError> {
+        use El as E;
+        let opt = |s: String| (!s.is_empty()).then_some(s);
+        match el {
+            E::Version => self.report.version = opt(self.value()),
+            E::OrgName => self.report.org_name = self.value(),
+            E::Email => self.report.email = self.value(),
+            E::ExtraContact => self.report.extra_contact_info = opt(self.value()),
+            E::ReportId => self.report.report_id = self.value(),
+            E::Begin => self.report.begin = self.number("begin").unwrap_or(0),
+            E::End => self.report.end = self.number("end").unwrap_or(0),
+            E::MetaError => {
+                let v = self.value();
+                if !v.is_empty() && self.report.errors.len() < MAX_PER_RECORD {
+                    self.report.errors.push(v);
+                }
+            }
+            E::Generator => self.report.generator = opt(self.value()),
+            E::Policy => self.policy_seen = true,
+            E::PDomain => self.report.policy.domain = super::align::normalize_domain(&self.value()),
+            E::Adkim => self.report.policy.adkim = AlignmentMode::parse(&self.value()),
+            E::Aspf => self.report.policy.aspf = AlignmentMode::parse(&self.value()),
+            E::P => self.report.policy.p = Policy::parse(&self.value()),
+            E::Sp => self.report.policy.sp = Some(Policy::parse(&self.value())),
+            E::Np => self.report.policy.np = Some(Policy::parse(&self.value())),
+            E::Pct => {
+                self.report.policy.pct = self
+                    .number("pct")
+                    .and_then(|n| u8::try_from(n).ok())
+                    .filter(|&n| n <= 100)
+            }
+            E::Testing => {
+                let v = self.value();
+                self.report.policy.testing = match v.to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "true" => Some(true),
+                    "n" | "no" | "false" => Some(false),
+                    _ => None,
+                }
+            }
+            E::Discovery => {
+                self.report.policy.discovery_method = opt(self.value().to_ascii_lowercase())
+            }
+            E::Fo => self.report.policy.fo = opt(self.value()),
+            E::SourceIp => {
+                let v = self.value();
+                self.record.source_ip = v.parse().ok();
+                if self.record.source_ip.is_none() {
+                    self.warn(format!("source_ip {v:?} is not an IP address"));
+                }
+            }
+            E::Count => {
+                let v = self.value();
+                self.record.count = v.parse().map_err(|_| ReadError::InvalidReport {
+                    line: self.line,
+                    message: format!("<count> {v:?} is not a non-negative integer"),
+                })?;
+            }
+            E::Disposition => self.record.disposition = Disposition::parse(&self.value()),
+            E::EvalDkim => self.record.eval_dkim = Verdict::parse(&self.value()),
+            E::EvalSpf => self.record.eval_spf = Verdict::parse(&self.value()),
+            E::ReasonType => {
+                let v = self.value();
+                if let Some(r) = self.record.reasons.last_mut() {
+                    r.kind = (!v.is_empty()).then(|| ReasonType::parse(&v));
+                }
+            }
+            E::ReasonComment => {
+                let v = opt(self.value());
+                if let Some(r) = self.record.reasons.last_mut() {
+                    r.comment = v;
+                }
+            }
+            E::HeaderFrom => self.record.header_from = self.value(),
+            E::EnvelopeFrom => self.record.envelope_from = opt(self.value()),
+            E::EnvelopeTo => self.record.envelope_to = opt(self.value()),
+            E::DkimDomain => {
+                let v = self.value();
+                if let Some(d) = self.record.dkim.last_mut() {
+                    d.domain = v;
+                }
+            }
+            E::Selector => {
+                let v = opt(self.value());
+                if let Some(d) = self.record.dkim.last_mut() {
+                    d.selector = v;
+                }
+            }
+            E::DkimResult => {
+                let v = DkimResult::parse(&self.value());
+                if let Some(d) = self.record.dkim.last_mut() {
+                    d.result = v;
+                }
+            }
+            E::HumanResult => {
+                let v = opt(self.value());
+                if let Some(d) = self.record.dkim.last_mut() {
+                    d.human_result = v;
+                }
+            }
+            E::SpfDomain => {
+                let v = self.value();
+                if let Some(s) = self.record.spf.last_mut() {
+                    s.domain = v;
+                }
+            }
+            E::Scope => {
+                let v = opt(self.value().to_ascii_lowercase());
+                if let Some(s) = self.record.spf.last_mut() {
+                    s.scope = v;
+                }
+            }
+            E::SpfResult => {
+                let v = SpfResult::parse(&self.value());
+                if let Some(s) = self.record.spf.last_mut() {
+                    s.result = v;
+                }
+            }
+            E::Record => {
+                if !self.policy_seen {
+                    return Err(ReadError::InvalidReport {
+                        line: self.line,
+                        message: "<record> before <policy_published>".into(),
+                    });
+                }
+                if self.report.records >= self.max_records {
+                    return Err(ReadError::TooManyRecords {
+                        limit: self.max_records,
+                    });
+                }
+                self.report.records += 1;
+                self.report.messages = self.report.messages.saturating_add(self.record.count);
+                on_record(&self.report.policy, &self.record);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, repaired: Option<(u64, u64, u64)>) -> Result<Parsed, ReadError> {
+        if let Some((line, offset, count)) = repaired {
+            self.warnings.insert(
+                0,
+                format!("line {line}, byte {offset}: {count} bytes that are not UTF-8 replaced by U+FFFD"),
+            );
+        }
+        if self.report.policy.domain.is_empty() {
+            return Err(ReadError::InvalidReport {
+                line: self.line,
+                message: "no <policy_published> with a <domain>".into(),
+            });
+        }
+        if self.report.org_name.is_empty() {
+            // Fall back to the domain of the reporter's address.
+            if let Some((_, d)) = self.report.email.rsplit_once('@') {
+                self.report.org_name = d.trim_end_matches('>').to_ascii_lowercase();
+            }
+        }
+        Ok(Parsed {
+            report: self.report,
+            warnings: self.warnings,
+        })
+    }
+}
