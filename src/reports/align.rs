@@ -255,47 +255,86 @@ const MULTI_LABEL_SUFFIXES: &[&str] = &[
     "cloudapp.net",
 ];
 
-/// Normalises a domain for comparison: trimmed, lower-case, without a trailing dot.
+/// Normalises a domain for storing: trimmed, lower-case, without a trailing dot.
 pub fn normalize_domain(d: &str) -> String {
-    let d = d.trim();
-    let d = d.strip_suffix('.').unwrap_or(d);
-    d.to_ascii_lowercase()
+    trim_domain(d).to_ascii_lowercase()
 }
 
-/// The organizational domain of `domain` (already normalised): the public suffix plus one
+/// Trimmed and without a trailing dot, case kept (for comparisons without allocating).
+fn trim_domain(d: &str) -> &str {
+    let d = d.trim();
+    d.strip_suffix('.').unwrap_or(d)
+}
+
+fn suffixes() -> &'static std::collections::HashSet<&'static str> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| MULTI_LABEL_SUFFIXES.iter().copied().collect())
+}
+
+/// Whether `s` (any case) is in the table of multi-label public suffixes.
+fn is_multi_label_suffix(s: &str) -> bool {
+    let mut buf = [0u8; 64];
+    if s.len() > buf.len() {
+        return false;
+    }
+    let lower = &mut buf[..s.len()];
+    lower.copy_from_slice(s.as_bytes());
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).is_ok_and(|l| suffixes().contains(l))
+}
+
+/// The organizational domain of `domain` (trimmed, any case): the public suffix plus one
 /// label. A bare public suffix or single label is its own organizational domain.
 pub fn organizational_domain(domain: &str) -> &str {
-    let labels: Vec<usize> = std::iter::once(0)
-        .chain(domain.match_indices('.').map(|(i, _)| i + 1))
-        .collect();
-    // labels[i] is the byte offset where the i-th label starts.
-    let n = labels.len();
+    let domain = trim_domain(domain);
+    // Start offsets of the last four labels, last first.
+    let mut starts = [0usize; 4];
+    let mut n = 0;
+    let mut end = domain.len();
+    while n < 4 {
+        match domain[..end].rfind('.') {
+            Some(i) => {
+                starts[n] = i + 1;
+                n += 1;
+                end = i;
+            }
+            None => {
+                starts[n] = 0;
+                n += 1;
+                break;
+            }
+        }
+    }
+    // starts[k] is where the suffix of k+1 labels begins; n labels exist (up to 4).
     if n <= 2 {
         return domain;
     }
-    // Longest suffix in the table first (three labels, then two).
     for suffix_labels in [3usize, 2] {
-        if n > suffix_labels {
-            let suffix = &domain[labels[n - suffix_labels]..];
-            if MULTI_LABEL_SUFFIXES.contains(&suffix) {
-                return &domain[labels[n - suffix_labels - 1]..];
-            }
-        } else if n == suffix_labels && MULTI_LABEL_SUFFIXES.contains(&domain) {
+        if n > suffix_labels && is_multi_label_suffix(&domain[starts[suffix_labels - 1]..]) {
+            return &domain[starts[suffix_labels]..];
+        }
+        if n == suffix_labels && starts[suffix_labels - 1] == 0 && is_multi_label_suffix(domain) {
             return domain;
         }
     }
-    &domain[labels[n - 2]..]
+    &domain[starts[1]..]
 }
 
-/// Whether `domain` is aligned with the From domain under `mode`. Both normalised.
+/// Whether `domain` is aligned with the From domain under `mode` (any case, trailing dots
+/// ignored).
 pub fn aligned(domain: &str, from: &str, mode: AlignmentMode) -> bool {
+    let (domain, from) = (trim_domain(domain), trim_domain(from));
     if domain.is_empty() || from.is_empty() {
         return false;
     }
+    if domain.eq_ignore_ascii_case(from) {
+        return true;
+    }
     match mode {
-        AlignmentMode::Strict => domain == from,
+        AlignmentMode::Strict => false,
         AlignmentMode::Relaxed => {
-            domain == from || organizational_domain(domain) == organizational_domain(from)
+            organizational_domain(domain).eq_ignore_ascii_case(organizational_domain(from))
         }
     }
 }
@@ -323,14 +362,14 @@ pub fn evaluate(
     adkim: AlignmentMode,
     aspf: AlignmentMode,
 ) -> Evaluation {
-    let from = normalize_domain(from);
-    let dkim_aligned = record.dkim.iter().any(|d| {
-        d.result == DkimResult::Pass && aligned(&normalize_domain(&d.domain), &from, adkim)
-    });
+    let dkim_aligned = record
+        .dkim
+        .iter()
+        .any(|d| d.result == DkimResult::Pass && aligned(&d.domain, from, adkim));
     let spf_aligned = record
         .spf
         .iter()
-        .any(|s| s.result == SpfResult::Pass && aligned(&normalize_domain(&s.domain), &from, aspf));
+        .any(|s| s.result == SpfResult::Pass && aligned(&s.domain, from, aspf));
     Evaluation {
         dkim_aligned,
         spf_aligned,

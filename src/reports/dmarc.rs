@@ -230,18 +230,21 @@ impl<R: BufRead> BufRead for LineCounter<R> {
 
 /// Makes the byte stream UTF-8 for the XML reader: a document declared ISO-8859-1 (or
 /// windows-1252, read as ISO-8859-1) is transcoded; in any other, bytes that are not UTF-8 are
-/// replaced by U+FFFD and the first one's position is kept for a warning.
+/// replaced by U+FFFD and the first one's offset is kept for a warning. Valid input is handed
+/// through from the inner buffer without a copy.
 struct Decode<R> {
     inner: R,
     latin1: bool,
+    /// Bytes at the start of the inner buffer known to be valid UTF-8.
+    pass: usize,
+    /// Transcoded or repaired bytes, handed out before the inner buffer.
     out: Vec<u8>,
     pos: usize,
-    /// An incomplete UTF-8 sequence at the end of the last chunk.
+    /// The start of a character split between two reads of the inner reader.
     carry: Vec<u8>,
-    /// Output bytes and newlines so far (until the first replacement).
+    /// Bytes handed out so far.
     produced: u64,
-    newlines: u64,
-    first_bad: Option<(u64, u64)>,
+    first_bad: Option<u64>,
     replaced: u64,
 }
 
@@ -253,62 +256,52 @@ impl<R: BufRead> Decode<R> {
         Ok(Decode {
             inner,
             latin1,
-            out: Vec::with_capacity(64 * 1024),
+            pass: 0,
+            out: Vec::new(),
             pos: 0,
             carry: Vec::new(),
             produced: 0,
-            newlines: 0,
             first_bad: None,
             replaced: 0,
         })
     }
 
-    /// (line, byte offset, count) of the replaced bytes, when there were any.
-    fn repaired(&self) -> Option<(u64, u64, u64)> {
-        self.first_bad.map(|(l, o)| (l, o, self.replaced))
+    /// (byte offset, count) of the replaced bytes, when there were any.
+    fn repaired(&self) -> Option<(u64, u64)> {
+        self.first_bad.map(|o| (o, self.replaced))
     }
 
-    fn push_valid(&mut self, bytes: &[u8]) {
-        if self.first_bad.is_none() {
-            self.produced += bytes.len() as u64;
-            self.newlines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        }
-        self.out.extend_from_slice(bytes);
-    }
-
-    fn push_bad(&mut self, n: usize) {
-        if self.first_bad.is_none() {
-            self.first_bad = Some((self.newlines + 1, self.produced));
-        }
-        self.replaced += n as u64;
-        self.out.extend_from_slice("\u{FFFD}".as_bytes());
-    }
-
-    /// Appends `data` as UTF-8; returns the length of an incomplete sequence at its end.
-    fn utf8(&mut self, mut data: &[u8], at_eof: bool) -> usize {
+    /// Appends `data` to `out`, replacing what is not UTF-8.
+    fn repair(&mut self, mut data: &[u8]) {
         loop {
             match std::str::from_utf8(data) {
                 Ok(_) => {
-                    self.push_valid(data);
-                    return 0;
+                    self.out.extend_from_slice(data);
+                    return;
                 }
                 Err(e) => {
                     let (ok, rest) = data.split_at(e.valid_up_to());
-                    self.push_valid(ok);
-                    match e.error_len() {
-                        Some(n) => {
-                            self.push_bad(n);
-                            data = &rest[n..];
-                        }
-                        None if at_eof => {
-                            self.push_bad(rest.len());
-                            return 0;
-                        }
-                        None => return rest.len(),
+                    self.out.extend_from_slice(ok);
+                    let n = e.error_len().unwrap_or(rest.len());
+                    if self.first_bad.is_none() {
+                        self.first_bad = Some(self.produced + self.out.len() as u64);
                     }
+                    self.replaced += n as u64;
+                    self.out.extend_from_slice("\u{FFFD}".as_bytes());
+                    data = &rest[n..];
                 }
             }
         }
+    }
+}
+
+/// Length of the UTF-8 sequence a lead byte starts (1 for anything invalid).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 1,
     }
 }
 
@@ -353,30 +346,29 @@ impl<R: BufRead> io::Read for Decode<R> {
 
 impl<R: BufRead> BufRead for Decode<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.pos >= self.out.len() {
+        loop {
+            if self.pos < self.out.len() {
+                return Ok(&self.out[self.pos..]);
+            }
+            if self.pass > 0 {
+                let buf = self.inner.fill_buf()?;
+                return Ok(&buf[..self.pass.min(buf.len())]);
+            }
             self.out.clear();
             self.pos = 0;
             let input = self.inner.fill_buf()?;
             let len = input.len();
             if len == 0 {
-                if !self.carry.is_empty() {
-                    let carry = std::mem::take(&mut self.carry);
-                    self.utf8(&carry, true);
-                    continue;
+                if self.carry.is_empty() {
+                    return Ok(&[]);
                 }
-                break;
+                // Truncated inside a character.
+                let carry = std::mem::take(&mut self.carry);
+                self.repair(&carry);
+                continue;
             }
-            // Take the chunk out of the inner reader's buffer before decoding it.
-            let chunk: Vec<u8> = if self.carry.is_empty() {
-                input.to_vec()
-            } else {
-                let mut c = std::mem::take(&mut self.carry);
-                c.extend_from_slice(input);
-                c
-            };
-            self.inner.consume(len);
             if self.latin1 {
-                for &b in &chunk {
+                for &b in input {
                     if b < 0x80 {
                         self.out.push(b);
                     } else {
@@ -384,16 +376,47 @@ impl<R: BufRead> BufRead for Decode<R> {
                         self.out.push(0x80 | (b & 0x3f));
                     }
                 }
-            } else {
-                let incomplete = self.utf8(&chunk, false);
-                self.carry = chunk[chunk.len() - incomplete..].to_vec();
+                self.inner.consume(len);
+                continue;
+            }
+            if let Some(&lead) = self.carry.first() {
+                let need = utf8_len(lead).saturating_sub(self.carry.len()).min(len);
+                self.carry.extend_from_slice(&input[..need]);
+                self.inner.consume(need);
+                if self.carry.len() >= utf8_len(lead) {
+                    let carry = std::mem::take(&mut self.carry);
+                    self.repair(&carry);
+                }
+                continue;
+            }
+            match std::str::from_utf8(input) {
+                Ok(_) => self.pass = len,
+                Err(e) if e.valid_up_to() > 0 => self.pass = e.valid_up_to(),
+                Err(e) => match e.error_len() {
+                    Some(n) => {
+                        let bad = input[..n].to_vec();
+                        self.inner.consume(n);
+                        self.repair(&bad);
+                    }
+                    None => {
+                        // A character split at the end of the inner buffer.
+                        self.carry = input.to_vec();
+                        self.inner.consume(len);
+                    }
+                },
             }
         }
-        Ok(&self.out[self.pos..])
     }
 
     fn consume(&mut self, amt: usize) {
-        self.pos = (self.pos + amt).min(self.out.len());
+        self.produced += amt as u64;
+        if self.pos < self.out.len() {
+            self.pos = (self.pos + amt).min(self.out.len());
+        } else {
+            let n = amt.min(self.pass);
+            self.inner.consume(n);
+            self.pass -= n;
+        }
     }
 }
 
@@ -552,6 +575,27 @@ struct Parser {
     feedback_seen: bool,
 }
 
+/// Empties a record for the next one, keeping its allocations.
+fn reset(r: &mut Record) {
+    r.source_ip = None;
+    r.count = 0;
+    r.disposition = Disposition::default();
+    r.eval_dkim = Verdict::default();
+    r.eval_spf = Verdict::default();
+    r.reasons.clear();
+    r.header_from.clear();
+    r.envelope_from = None;
+    r.envelope_to = None;
+    r.dkim.clear();
+    r.spf.clear();
+}
+
+/// A collected value: trimmed, and UTF-8 (`Decode` made the stream UTF-8; only a value cut at
+/// `MAX_VALUE` can end mid-character).
+fn val(text: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(text.trim_ascii())
+}
+
 fn local(name: &[u8]) -> &[u8] {
     match name.iter().rposition(|&b| b == b':') {
         Some(i) => &name[i + 1..],
@@ -605,7 +649,7 @@ impl Parser {
         }
         match el {
             El::Feedback => self.feedback_seen = true,
-            El::Record => self.record = Record::default(),
+            El::Record => reset(&mut self.record),
             El::Dkim => {
                 if self.record.dkim.len() < MAX_PER_RECORD {
                     self.record.dkim.push(DkimAuth::default());
@@ -693,9 +737,8 @@ impl Parser {
     }
 
     /// The collected text of the element being closed, trimmed and decoded.
-    fn value(&mut self) -> String {
-        // `Decode` made the stream UTF-8; only a value cut at MAX_VALUE can end mid-character.
-        String::from_utf8_lossy(self.text.trim_ascii()).into_owned()
+    fn value(&self) -> String {
+        val(&self.text).into_owned()
     }
 
     fn number(&mut self, what: &str) -> Option<u64> {
@@ -760,22 +803,22 @@ impl Parser {
             }
             E::Fo => self.report.policy.fo = opt(self.value()),
             E::SourceIp => {
-                let v = self.value();
-                self.record.source_ip = v.parse().ok();
+                self.record.source_ip = val(&self.text).parse().ok();
                 if self.record.source_ip.is_none() {
+                    let v = self.value();
                     self.warn(format!("source_ip {v:?} is not an IP address"));
                 }
             }
             E::Count => {
-                let v = self.value();
+                let v = val(&self.text);
                 self.record.count = v.parse().map_err(|_| ReadError::InvalidReport {
                     line: self.line,
                     message: format!("<count> {v:?} is not a non-negative integer"),
                 })?;
             }
-            E::Disposition => self.record.disposition = Disposition::parse(&self.value()),
-            E::EvalDkim => self.record.eval_dkim = Verdict::parse(&self.value()),
-            E::EvalSpf => self.record.eval_spf = Verdict::parse(&self.value()),
+            E::Disposition => self.record.disposition = Disposition::parse(&val(&self.text)),
+            E::EvalDkim => self.record.eval_dkim = Verdict::parse(&val(&self.text)),
+            E::EvalSpf => self.record.eval_spf = Verdict::parse(&val(&self.text)),
             E::ReasonType => {
                 let v = self.value();
                 if let Some(r) = self.record.reasons.last_mut() {
@@ -788,7 +831,7 @@ impl Parser {
                     r.comment = v;
                 }
             }
-            E::HeaderFrom => self.record.header_from = self.value(),
+            E::HeaderFrom => self.record.header_from.push_str(&val(&self.text)),
             E::EnvelopeFrom => self.record.envelope_from = opt(self.value()),
             E::EnvelopeTo => self.record.envelope_to = opt(self.value()),
             E::DkimDomain => {
@@ -804,7 +847,7 @@ impl Parser {
                 }
             }
             E::DkimResult => {
-                let v = DkimResult::parse(&self.value());
+                let v = DkimResult::parse(&val(&self.text));
                 if let Some(d) = self.record.dkim.last_mut() {
                     d.result = v;
                 }
@@ -828,7 +871,7 @@ impl Parser {
                 }
             }
             E::SpfResult => {
-                let v = SpfResult::parse(&self.value());
+                let v = SpfResult::parse(&val(&self.text));
                 if let Some(s) = self.record.spf.last_mut() {
                     s.result = v;
                 }
@@ -854,11 +897,11 @@ impl Parser {
         Ok(())
     }
 
-    fn finish(mut self, repaired: Option<(u64, u64, u64)>) -> Result<Parsed, ReadError> {
-        if let Some((line, offset, count)) = repaired {
+    fn finish(mut self, repaired: Option<(u64, u64)>) -> Result<Parsed, ReadError> {
+        if let Some((offset, count)) = repaired {
             self.warnings.insert(
                 0,
-                format!("line {line}, byte {offset}: {count} bytes that are not UTF-8 replaced by U+FFFD"),
+                format!("byte {offset}: {count} bytes that are not UTF-8 replaced by U+FFFD"),
             );
         }
         if self.report.policy.domain.is_empty() {
