@@ -31,3 +31,6 @@ pub use check::ReportsCheck;
 pub use error::{PartError, ReadError};
 pub use model::{AggregateReport, Report, TlsReport};
 pub use unpack::{Found, Limits, Outcome, read_bytes, read_path, read_stream};
+
+#[cfg(test)]
+mod tests;
