@@ -650,23 +650,17 @@ impl Parser {
         match el {
             El::Feedback => self.feedback_seen = true,
             El::Record => reset(&mut self.record),
-            El::Dkim => {
-                if self.record.dkim.len() < MAX_PER_RECORD {
-                    self.record.dkim.push(DkimAuth::default());
-                }
+            El::Dkim if self.record.dkim.len() < MAX_PER_RECORD => {
+                self.record.dkim.push(DkimAuth::default());
             }
-            El::Spf => {
-                if self.record.spf.len() < MAX_PER_RECORD {
-                    self.record.spf.push(SpfAuth::default());
-                }
+            El::Spf if self.record.spf.len() < MAX_PER_RECORD => {
+                self.record.spf.push(SpfAuth::default());
             }
-            El::Reason => {
-                if self.record.reasons.len() < MAX_PER_RECORD {
-                    self.record.reasons.push(Reason {
-                        kind: None,
-                        comment: None,
-                    });
-                }
+            El::Reason if self.record.reasons.len() < MAX_PER_RECORD => {
+                self.record.reasons.push(Reason {
+                    kind: None,
+                    comment: None,
+                });
             }
             _ => {}
         }
@@ -746,7 +740,7 @@ impl Parser {
         match v.parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => match v.parse::<f64>() {
-                Ok(f) if f.is_finite() && f >= 0.0 && f < 1.8e19 => Some(f as u64),
+                Ok(f) if (0.0..1.8e19).contains(&f) => Some(f as u64),
                 _ => {
                     self.warn(format!("{what} {v:?} is not a number; ignored"));
                     None

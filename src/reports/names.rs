@@ -178,10 +178,6 @@ impl Domains {
             Some(OTHER.to_string())
         }
     }
-
-    pub fn configured(&self) -> impl Iterator<Item = &str> {
-        self.configured.iter().map(String::as_str)
-    }
 }
 
 #[cfg(test)]

@@ -508,15 +508,12 @@ impl Unpacker<'_> {
             };
             let body = &body[..];
             let head = &body[..body.len().min(SNIFF)];
-            match sniff(head) {
-                // The message text, logos, signatures and the like: not an error.
-                Err(ReadError::Unrecognised(_) | ReadError::Empty) => {
-                    self.out
-                        .warnings
-                        .push(format!("{sub_part}: skipped, not a report"));
-                    continue;
-                }
-                _ => {}
+            // The message text, logos, signatures and the like: not an error.
+            if let Err(ReadError::Unrecognised(_) | ReadError::Empty) = sniff(head) {
+                self.out
+                    .warnings
+                    .push(format!("{sub_part}: skipped, not a report"));
+                continue;
             }
             match self.read(&sub_part, Box::new(body), depth + 1) {
                 Ok(()) => {}
