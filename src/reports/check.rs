@@ -59,7 +59,13 @@ impl ReportsCheck {
                 })
             })
             .collect();
-        if !r.enabled || sources.is_empty() {
+        if !r.enabled {
+            return None;
+        }
+        for s in r.sources.iter().filter(|s| s.kind == SourceKind::Imap) {
+            tracing::warn!(source = %s.name.0, "IMAP report sources are not read by this version; only kind = \"dir\" is");
+        }
+        if sources.is_empty() {
             return None;
         }
         Some(ReportsCheck {

@@ -53,10 +53,7 @@ pub fn parse<R: BufRead>(
     let decoded = Decode::new(input).map_err(|e| {
         super::unpack::inner_read_error(&e).unwrap_or_else(|| ReadError::Io(e.to_string()))
     })?;
-    let mut reader = Reader::from_reader(LineCounter {
-        inner: decoded,
-        newlines: 0,
-    });
+    let mut reader = Reader::from_reader(decoded);
     let cfg = reader.config_mut();
     cfg.check_end_names = false;
     cfg.expand_empty_elements = false;
@@ -77,7 +74,7 @@ pub fn parse<R: BufRead>(
         feedback_seen: false,
     };
     let result = drive(&mut p, &mut reader, on_record);
-    let repaired = reader.get_ref().inner.repaired();
+    let repaired = reader.get_ref().repaired();
     match result {
         Ok(()) => p.finish(repaired),
         // A document that is not a report at all: say so rather than where it broke.
@@ -91,24 +88,28 @@ pub fn parse<R: BufRead>(
 /// Reads events until `</feedback>`.
 fn drive<R: BufRead>(
     p: &mut Parser,
-    reader: &mut Reader<LineCounter<Decode<R>>>,
+    reader: &mut Reader<Decode<R>>,
     on_record: &mut dyn FnMut(&PolicyPublished, &Record),
 ) -> Result<(), ReadError> {
     let mut buf = Vec::with_capacity(4096);
+    // Newlines so far, counted in the events' content (markup delimiters hold none).
+    let mut newlines = 0u64;
     loop {
         buf.clear();
-        p.line = reader.get_ref().newlines + 1;
+        p.line = newlines + 1;
         let event = match reader.read_event_into(&mut buf) {
             Ok(e) => e,
-            Err(e) => {
-                return Err(xml_error(
-                    &e,
-                    reader.get_ref().newlines + 1,
-                    reader.error_position(),
-                ));
-            }
+            Err(e) => return Err(xml_error(&e, p.line, reader.error_position())),
         };
         let offset = reader.buffer_position();
+        newlines += match &event {
+            Event::Start(e) | Event::Empty(e) => count_newlines(e),
+            Event::Text(t) | Event::Comment(t) | Event::DocType(t) => count_newlines(t),
+            Event::CData(t) => count_newlines(t),
+            Event::PI(t) => count_newlines(t),
+            Event::Decl(t) => count_newlines(t),
+            Event::End(_) | Event::GeneralRef(_) | Event::Eof => 0,
+        };
         match event {
             Event::Start(e) => p.start(&e, offset)?,
             Event::Empty(e) => {
@@ -183,6 +184,10 @@ fn drive<R: BufRead>(
     }
 }
 
+fn count_newlines(s: &str) -> u64 {
+    s.bytes().filter(|&b| b == b'\n').count() as u64
+}
+
 fn xml_error(e: &quick_xml::Error, line: u64, offset: u64) -> ReadError {
     if let quick_xml::Error::Io(io) = e
         && let Some(inner) = inner_read_error(io)
@@ -196,53 +201,19 @@ fn xml_error(e: &quick_xml::Error, line: u64, offset: u64) -> ReadError {
     }
 }
 
-/// Counts the newlines the XML reader consumes, for error positions.
-struct LineCounter<R> {
-    inner: R,
-    newlines: u64,
-}
-
-impl<R: BufRead> io::Read for LineCounter<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let buf = self.inner.fill_buf()?;
-            let n = buf.len().min(out.len());
-            out[..n].copy_from_slice(&buf[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for LineCounter<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-    fn consume(&mut self, amt: usize) {
-        if let Ok(buf) = self.inner.fill_buf() {
-            let n = amt.min(buf.len());
-            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        }
-        self.inner.consume(amt);
-    }
-}
-
 /// Makes the byte stream UTF-8 for the XML reader: a document declared ISO-8859-1 (or
 /// windows-1252, read as ISO-8859-1) is transcoded; in any other, bytes that are not UTF-8 are
-/// replaced by U+FFFD and the first one's offset is kept for a warning. Valid input is handed
-/// through from the inner buffer without a copy.
+/// replaced by U+FFFD and the first one's offset is kept for a warning. Decoding a whole chunk
+/// at a time keeps the XML reader's many small reads cheap.
 struct Decode<R> {
     inner: R,
     latin1: bool,
-    /// Bytes at the start of the inner buffer known to be valid UTF-8.
-    pass: usize,
-    /// Transcoded or repaired bytes, handed out before the inner buffer.
+    /// The decoded bytes being handed out.
     out: Vec<u8>,
     pos: usize,
     /// The start of a character split between two reads of the inner reader.
     carry: Vec<u8>,
-    /// Bytes handed out so far.
+    /// Bytes handed out before the current `out`.
     produced: u64,
     first_bad: Option<u64>,
     replaced: u64,
@@ -256,8 +227,7 @@ impl<R: BufRead> Decode<R> {
         Ok(Decode {
             inner,
             latin1,
-            pass: 0,
-            out: Vec::new(),
+            out: Vec::with_capacity(64 * 1024),
             pos: 0,
             carry: Vec::new(),
             produced: 0,
@@ -346,21 +316,15 @@ impl<R: BufRead> io::Read for Decode<R> {
 
 impl<R: BufRead> BufRead for Decode<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        loop {
-            if self.pos < self.out.len() {
-                return Ok(&self.out[self.pos..]);
-            }
-            if self.pass > 0 {
-                let buf = self.inner.fill_buf()?;
-                return Ok(&buf[..self.pass.min(buf.len())]);
-            }
+        while self.pos >= self.out.len() {
+            self.produced += self.out.len() as u64;
             self.out.clear();
             self.pos = 0;
             let input = self.inner.fill_buf()?;
             let len = input.len();
             if len == 0 {
                 if self.carry.is_empty() {
-                    return Ok(&[]);
+                    break;
                 }
                 // Truncated inside a character.
                 let carry = std::mem::take(&mut self.carry);
@@ -390,33 +354,36 @@ impl<R: BufRead> BufRead for Decode<R> {
                 continue;
             }
             match std::str::from_utf8(input) {
-                Ok(_) => self.pass = len,
-                Err(e) if e.valid_up_to() > 0 => self.pass = e.valid_up_to(),
-                Err(e) => match e.error_len() {
-                    Some(n) => {
-                        let bad = input[..n].to_vec();
-                        self.inner.consume(n);
-                        self.repair(&bad);
+                Ok(_) => {
+                    self.out.extend_from_slice(input);
+                    self.inner.consume(len);
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    self.out.extend_from_slice(&input[..valid]);
+                    match e.error_len() {
+                        Some(n) => {
+                            if self.first_bad.is_none() {
+                                self.first_bad = Some(self.produced + valid as u64);
+                            }
+                            self.replaced += n as u64;
+                            self.out.extend_from_slice("\u{FFFD}".as_bytes());
+                            self.inner.consume(valid + n);
+                        }
+                        None => {
+                            // A character split at the end of the inner buffer.
+                            self.carry = input[valid..].to_vec();
+                            self.inner.consume(len);
+                        }
                     }
-                    None => {
-                        // A character split at the end of the inner buffer.
-                        self.carry = input.to_vec();
-                        self.inner.consume(len);
-                    }
-                },
+                }
             }
         }
+        Ok(&self.out[self.pos..])
     }
 
     fn consume(&mut self, amt: usize) {
-        self.produced += amt as u64;
-        if self.pos < self.out.len() {
-            self.pos = (self.pos + amt).min(self.out.len());
-        } else {
-            let n = amt.min(self.pass);
-            self.inner.consume(n);
-            self.pass -= n;
-        }
+        self.pos = (self.pos + amt).min(self.out.len());
     }
 }
 
