@@ -122,6 +122,7 @@ async fn counts_once_moves_files_and_survives_a_restart() {
     .unwrap();
     fs::write(inbox.join("e.bin"), b"\x00\x01\x02 not a report").unwrap();
     fs::write(inbox.join(".f.tmp"), b"being written").unwrap();
+    fs::write(inbox.join("g-empty-just-created.xml"), b"").unwrap();
 
     let config = Arc::new(config(&root, true));
     let metrics = Arc::new(Metrics::bare());
@@ -188,7 +189,7 @@ async fn counts_once_moves_files_and_survives_a_restart() {
         r#"deliverability_dmarc_report_errors_total{reason="entities",source="inbox"} 0"#,
     );
     has(&t, "deliverability_dmarc_label_overflow_total 0");
-    assert_eq!(files_in(&inbox), vec![".f.tmp"]);
+    assert_eq!(files_in(&inbox), vec![".f.tmp", "g-empty-just-created.xml"]);
     assert_eq!(
         files_in(&inbox.join("processed")),
         vec!["a.xml", "b-duplicate.xml", "c.json", "d-stranger.xml"]

@@ -1,7 +1,8 @@
 //! The `dir` report source: a directory scanned on the check's interval.
 //!
 //! Each regular file (hidden files, starting with `.`, are skipped, so a writer can create
-//! `.name.tmp` and rename it when complete) is read once. With `move_files` it is then moved
+//! `.name.tmp` and rename it when complete; so are empty files changed in the last minute) is
+//! read once. With `move_files` it is then moved
 //! to `processed/` (at least one report read) or `failed/` (none); without, it stays and the
 //! ledger remembers it by name, size and modification time.
 //!
@@ -23,6 +24,8 @@ use crate::state::StateDir;
 
 /// Files read between two saves of the ledger.
 const BATCH: usize = 32;
+/// Empty files younger than this are left alone (a writer may be about to fill them).
+const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A configured directory source.
 #[derive(Debug, Clone)]
@@ -117,9 +120,15 @@ impl DirSource {
             if !meta.is_file() {
                 continue;
             }
-            let mtime = meta
-                .modified()
-                .ok()
+            let modified = meta.modified().ok();
+            // An empty file changed a moment ago is most likely still being written.
+            let fresh = modified
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < EMPTY_FILE_GRACE);
+            if meta.len() == 0 && fresh {
+                continue;
+            }
+            let mtime = modified
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos() as i128);
             out.push(Listed {
