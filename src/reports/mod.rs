@@ -18,6 +18,7 @@ pub mod align;
 pub mod check;
 pub mod cli;
 pub mod count;
+mod decode;
 pub mod dir;
 pub mod dmarc;
 pub mod error;
