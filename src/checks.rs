@@ -65,5 +65,10 @@ pub fn build(
             boards.routes.clone(),
         )));
     }
+    if wanted(Kind::Reports)
+        && let Some(c) = crate::reports::ReportsCheck::from_config(config)
+    {
+        checks.push(Arc::new(c));
+    }
     checks
 }

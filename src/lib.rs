@@ -11,6 +11,7 @@
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
+//! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
@@ -27,6 +28,7 @@ pub mod landing;
 pub mod logging;
 pub mod metrics;
 pub mod observed;
+pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod state;

@@ -204,9 +204,18 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::ParseReport { json: _, files: _ }) => {
-            eprintln!("parse-report: reading reports is not built into this version yet");
-            ExitCode::from(2)
+        Some(Command::ParseReport { json, files }) => {
+            let ok = deliverability_exporter::reports::cli::run(
+                &files,
+                json,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

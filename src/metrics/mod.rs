@@ -5,6 +5,7 @@
 //! a fresh instance and return only those.
 
 pub mod canary;
+pub mod reports;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -26,6 +27,8 @@ pub struct Metrics {
     pub check_runs: IntCounterVec,
 
     pub canary: canary::CanaryMetrics,
+    // --- DMARC aggregate and TLS-RPT reports
+    pub reports: reports::ReportMetrics,
 }
 
 pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -126,6 +129,7 @@ impl Metrics {
                 &["check", "result"],
             ),
             canary: canary::CanaryMetrics::new(&r),
+            reports: reports::ReportMetrics::register(&r),
             registry: r,
         }
     }
