@@ -1,5 +1,5 @@
-//! The `reports` check: on every interval, scans each `dir` report source and counts the new
-//! reports into the report metrics.
+//! The `reports` check: on every interval, scans each `dir` and `imap` report source and counts
+//! the new reports into the report metrics.
 //!
 //! The work is blocking (file system, decompression, parsing), so it runs on tokio's blocking
 //! pool. One process-wide lock serialises scans, so a run that outlived its deadline, or the
@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 use super::count::Counting;
 use super::dir::{DirSource, ScanContext, ScanSummary};
 use super::error::REASONS;
+use super::imap_source::{ImapReportSource, ImapScan};
 use super::ledger::Ledger;
 use super::names::{Domains, SourceNames};
 use super::unpack::Limits;
-use crate::config::{Config, SourceKind, UnknownDomains};
+use crate::config::{Config, ImapAuth, SourceKind, TlsMode, UnknownDomains};
+use crate::imap::Endpoint;
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
 static SCAN_LOCK: Mutex<()> = Mutex::new(());
@@ -28,6 +30,7 @@ static SCAN_LOCK: Mutex<()> = Mutex::new(());
 pub struct ReportsCheck {
     interval: Duration,
     sources: Vec<DirSource>,
+    imap_sources: Vec<ImapReportSource>,
     source_map: Vec<crate::config::SourceMapEntry>,
     domains: Vec<String>,
     unknown: UnknownDomains,
@@ -62,15 +65,46 @@ impl ReportsCheck {
         if !r.enabled {
             return None;
         }
-        for s in r.sources.iter().filter(|s| s.kind == SourceKind::Imap) {
-            tracing::warn!(source = %s.name.0, "IMAP report sources are not read by this version; only kind = \"dir\" is");
-        }
-        if sources.is_empty() {
+        let imap_sources: Vec<ImapReportSource> = r
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Imap)
+            .filter_map(|s| {
+                Some(ImapReportSource {
+                    name: s.name.0.clone(),
+                    endpoint: Endpoint {
+                        host: s.host.clone()?,
+                        port: s.port.map(|p| p.0).unwrap_or(match s.tls {
+                            Some(TlsMode::Starttls) | Some(TlsMode::None) => 143,
+                            _ => 993,
+                        }),
+                        tls: s.tls.unwrap_or(TlsMode::Implicit),
+                        username: s.username.clone()?,
+                        secret: s.password.clone()?,
+                        auth: ImapAuth::Login,
+                        ca_file: s.ca_file.as_ref().map(|p| {
+                            if p.is_absolute() {
+                                p.clone()
+                            } else {
+                                base.join(p)
+                            }
+                        }),
+                        insecure_skip_verify: false,
+                    },
+                    folder: s.folder.clone(),
+                    processed_folder: s.processed_folder.clone(),
+                    error_folder: s.error_folder.clone(),
+                    timeout: config.canary.imap_timeout.get(),
+                })
+            })
+            .collect();
+        if sources.is_empty() && imap_sources.is_empty() {
             return None;
         }
         Some(ReportsCheck {
             interval: r.interval.get(),
             sources,
+            imap_sources,
             source_map: r.source_map.clone(),
             domains: config.domains.iter().map(|d| d.name.clone()).collect(),
             unknown: r.unknown_domains,
@@ -122,6 +156,56 @@ impl ReportsCheck {
     }
 }
 
+impl ReportsCheck {
+    /// Reads every IMAP source once, adding to `summary`; failures are collected per source.
+    async fn scan_imap(
+        &self,
+        ctx: &Context,
+        stop_at: Instant,
+        summary: &mut ScanSummary,
+        failures: &mut Vec<String>,
+    ) {
+        if self.imap_sources.is_empty() {
+            return;
+        }
+        let metrics = &ctx.metrics.reports;
+        metrics.set_label_limit(self.label_limit);
+        let sources = SourceNames::new(&self.source_map, &ctx.observed.sending_ips());
+        let domains = Domains::new(self.domains.iter().map(String::as_str), self.unknown);
+        let count = |f: &mut dyn FnMut(&Counting<'_>)| {
+            let _guard = SCAN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            f(&Counting {
+                metrics,
+                domains: &domains,
+                sources: &sources,
+            });
+        };
+        for s in &self.imap_sources {
+            metrics.init_source(&s.name, REASONS);
+            let cx = ImapScan {
+                state: &ctx.state,
+                limits: self.limits,
+                now: ctx.clock.unix() as u64,
+                retention_secs: self.retention.as_secs(),
+                stop_at,
+                count: &count,
+                sources: &sources,
+            };
+            let scan = tokio::select! {
+                r = s.scan(&cx) => r,
+                _ = ctx.shutdown.cancelled() => return,
+            };
+            match scan {
+                Ok(one) => summary.add(&one),
+                Err(e) => {
+                    tracing::warn!(source = %s.name, error = %e, "cannot read the report mailbox");
+                    failures.push(format!("{}: {e}", s.name));
+                }
+            }
+        }
+    }
+}
+
 /// One line for the landing page and the log.
 pub fn describe(s: &ScanSummary) -> String {
     let mut line = format!(
@@ -154,11 +238,22 @@ impl Check for ReportsCheck {
             // Leave a tenth of the deadline for the last batch to finish.
             let stop_at = Instant::now() + self.deadline().mul_f64(0.9);
             let this = Arc::new(self.clone());
-            let ctx = ctx.clone();
-            let summary = tokio::task::spawn_blocking(move || this.scan_all(&ctx, stop_at))
+            let ctx2 = ctx.clone();
+            let mut summary = tokio::task::spawn_blocking(move || this.scan_all(&ctx2, stop_at))
                 .await
                 .map_err(|e| CheckError(format!("report scan stopped: {e}")))??;
-            Ok(describe(&summary))
+            let mut failures = Vec::new();
+            self.scan_imap(ctx, stop_at, &mut summary, &mut failures)
+                .await;
+            if failures.is_empty() {
+                Ok(describe(&summary))
+            } else {
+                Err(CheckError(format!(
+                    "{}; {}",
+                    failures.join("; "),
+                    describe(&summary)
+                )))
+            }
         })
     }
 }

@@ -1,7 +1,7 @@
 //! DMARC aggregate (rua) and SMTP TLS (TLS-RPT) reports turned into metrics, each report
 //! counted exactly once.
 //!
-//! How it fits together: a source (the `dir` source in [`dir`]; an IMAP source later) hands
+//! How it fits together: a source (a directory, [`dir`], or a mailbox, [`imap_source`]) hands
 //! one file's or message's bytes to [`unpack`], which sniffs the container (gzip, zip, e-mail,
 //! mbox), enforces the limits, and streams each report to [`dmarc`] or [`tlsrpt`]. The DMARC
 //! reader tallies its records as they stream by, per named source ([`names`]) and alignment
@@ -10,9 +10,8 @@
 //! [`crate::metrics::reports`]. The [`check`] runs all of that on the configured interval;
 //! [`cli`] is the `parse-report` command.
 //!
-//! An IMAP source plugs in with [`unpack::read_bytes`] (message bytes plus a name) and the
-//! same ledger steps as [`dir::DirSource::scan`]: record new report keys, save, count, then
-//! move the message.
+//! Both sources take the same ledger steps: record new report keys, save, count, then move
+//! the file or message.
 
 pub mod align;
 pub mod check;
@@ -22,6 +21,7 @@ mod decode;
 pub mod dir;
 pub mod dmarc;
 pub mod error;
+pub mod imap_source;
 pub mod ledger;
 pub mod model;
 pub mod names;

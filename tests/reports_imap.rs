@@ -1,0 +1,288 @@
+//! Reports end to end on the real stack: report e-mails submitted through Postfix into the
+//! `reports@seed.test` Dovecot mailbox, read by the running exporter over IMAP, counted, and
+//! filed into `Reports/processed` (or `Reports/failed`). Then the exporter is restarted and the
+//! same messages are put back into the inbox: they are filed again and nothing is counted twice.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Exporter, Stack, TempDir};
+
+fn dmarc_xml(domain: &str, id: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<feedback>
+  <version>1.0</version>
+  <report_metadata><org_name>receiver.example</org_name><email>noreply-dmarc@receiver.example</email>
+    <report_id>{id}</report_id><date_range><begin>1795900000</begin><end>1795986399</end></date_range></report_metadata>
+  <policy_published><domain>{domain}</domain><adkim>r</adkim><aspf>r</aspf><p>reject</p><pct>100</pct></policy_published>
+  <record><row><source_ip>127.0.0.1</source_ip><count>7</count>
+    <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row>
+    <identifiers><header_from>{domain}</header_from></identifiers>
+    <auth_results><dkim><domain>{domain}</domain><selector>dx</selector><result>pass</result></dkim>
+      <spf><domain>{domain}</domain><result>pass</result></spf></auth_results></record>
+  <record><row><source_ip>203.0.113.9</source_ip><count>3</count>
+    <policy_evaluated><disposition>reject</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row>
+    <identifiers><header_from>{domain}</header_from></identifiers>
+    <auth_results><spf><domain>spoof.example</domain><result>fail</result></spf></auth_results></record>
+</feedback>
+"#
+    )
+}
+
+const TLSRPT: &str = r#"{"organization-name":"receiver.example","date-range":{"start-datetime":"2026-11-28T00:00:00Z","end-datetime":"2026-11-28T23:59:59Z"},"contact-info":"tlsrpt@receiver.example","report-id":"tls-2026-11-28","policies":[{"policy":{"policy-type":"sts","policy-domain":"dx.test","mx-host":"mx.seed.test"},"summary":{"total-successful-session-count":40,"total-failure-session-count":2},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"203.0.113.1","failed-session-count":2}]}]}"#;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A report e-mail with one attachment, as reporters send them.
+fn report_mail(subject: &str, filename: &str, content_type: &str, attachment: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(attachment);
+    let wrapped: Vec<String> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        "From: noreply-dmarc@receiver.example\r\nTo: reports@seed.test\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nA report.\r\n--b1\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n\r\n{}\r\n--b1--\r\n",
+        wrapped.join("\r\n")
+    )
+    .into_bytes()
+}
+
+/// Delivers a message through the stack's MX port (plain SMTP, no AUTH): a receiver's port 25.
+fn deliver(st: &Stack, msg: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", st.port("DX_SMTP_MX_PORT"))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut expect = |code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect("220");
+    s.write_all(b"EHLO receiver.example\r\n").unwrap();
+    expect("250");
+    s.write_all(b"MAIL FROM:<noreply-dmarc@receiver.example>\r\n")
+        .unwrap();
+    expect("250");
+    s.write_all(b"RCPT TO:<reports@seed.test>\r\n").unwrap();
+    expect("250");
+    s.write_all(b"DATA\r\n").unwrap();
+    expect("354");
+    s.write_all(msg).unwrap();
+    s.write_all(b"\r\n.\r\n").unwrap();
+    expect("250");
+    s.write_all(b"QUIT\r\n").unwrap();
+}
+
+fn maildir(st: &Stack, folder: &str) -> PathBuf {
+    let base = Path::new(st.get("DX_MAILDIR_ROOT")).join("seed.test/reports/Maildir");
+    if folder.is_empty() {
+        base
+    } else {
+        base.join(format!(".{folder}"))
+    }
+}
+
+fn count(dir: &Path) -> usize {
+    ["new", "cur"]
+        .iter()
+        .map(|s| {
+            std::fs::read_dir(dir.join(s))
+                .map(|r| r.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn wait_files(dir: &Path, n: usize) {
+    let start = std::time::Instant::now();
+    while count(dir) != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} holds {} messages, expected {n}",
+            dir.display(),
+            count(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reports_mailed_into_a_mailbox_are_counted_once_and_filed() {
+    let st = Stack::start("reports-imap", &[]);
+    let dir = TempDir::new("reports-imap");
+    let cfg_path = dir.path().join("dx.toml");
+    let cfg = format!(
+        r#"[exporter]
+state_dir = "{state}"
+
+[[domains]]
+name = "dx.test"
+
+[reports]
+interval = "1s"
+
+[[reports.sources]]
+name = "mailbox"
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+tls = "implicit"
+username = "reports@seed.test"
+password = "pw-reports"
+ca_file = "{ca}"
+folder = "INBOX"
+processed_folder = "Reports/processed"
+error_folder = "Reports/failed"
+"#,
+        state = dir.path().join("state").display(),
+        port = st.port("DX_IMAPS_PORT"),
+        ca = st.get("DX_CA_FILE"),
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+
+    // A gzip'd DMARC report, the same report delivered twice, a TLS report labelled with
+    // its own content type, and a message that holds no report.
+    let xml = dmarc_xml("dx.test", "r-2026-11-28");
+    deliver(
+        &st,
+        &report_mail(
+            "Report domain: dx.test",
+            "receiver.example!dx.test!1795900000!1795986399.xml.gz",
+            "application/gzip",
+            &gzip(xml.as_bytes()),
+        ),
+    );
+    deliver(
+        &st,
+        &report_mail(
+            "Report domain: dx.test (again)",
+            "receiver.example!dx.test!1795900000!1795986399.xml.gz",
+            "application/gzip",
+            &gzip(xml.as_bytes()),
+        ),
+    );
+    deliver(
+        &st,
+        &report_mail(
+            "TLS report",
+            "receiver.example!dx.test!1795900000.json.gz",
+            "application/tlsrpt+gzip",
+            &gzip(TLSRPT.as_bytes()),
+        ),
+    );
+    deliver(&st, b"From: someone@receiver.example\r\nTo: reports@seed.test\r\nSubject: hello\r\n\r\nNot a report.\r\n");
+    let inbox = maildir(&st, "");
+    wait_files(&inbox, 4);
+
+    let e = Exporter::start(&cfg_path, &[]);
+    let dmarc = [("domain", "dx.test"), ("reporter", "receiver.example")];
+    let s = e.wait_for("the reports to be counted", Duration::from_secs(30), |s| {
+        s.value("deliverability_dmarc_reports_total", &dmarc) == Some(1.0)
+            && s.sum(
+                "deliverability_tlsrpt_sessions_total",
+                &[("domain", "dx.test")],
+            ) > 0.0
+    });
+    assert_eq!(
+        s.sum(
+            "deliverability_dmarc_messages_total",
+            &[("domain", "dx.test")]
+        ),
+        10.0,
+        "7 + 3 messages, the duplicate not counted"
+    );
+    assert_eq!(
+        s.sum(
+            "deliverability_dmarc_messages_total",
+            &[("domain", "dx.test"), ("dmarc", "fail")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        s.sum(
+            "deliverability_dmarc_messages_total",
+            &[("domain", "dx.test"), ("disposition", "reject")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_tlsrpt_sessions_total",
+            &[("domain", "dx.test"), ("result", "successful")]
+        ),
+        Some(40.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_tlsrpt_sessions_total",
+            &[("domain", "dx.test"), ("result", "failed")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_dmarc_report_errors_total",
+            &[("source", "mailbox"), ("reason", "not_a_report")]
+        ),
+        Some(1.0),
+        "{}",
+        s.0
+    );
+    wait_files(&maildir(&st, "Reports.processed"), 3);
+    wait_files(&maildir(&st, "Reports.failed"), 1);
+    wait_files(&inbox, 0);
+    assert!(
+        e.log_text().contains("report already counted"),
+        "{}",
+        e.log_text()
+    );
+    e.stop();
+
+    // Put the processed messages back in the inbox and start again: filed again, not counted.
+    let processed = maildir(&st, "Reports.processed");
+    for sub in ["new", "cur"] {
+        for f in std::fs::read_dir(processed.join(sub)).unwrap() {
+            let f = f.unwrap();
+            let name = f
+                .file_name()
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string();
+            std::fs::rename(f.path(), inbox.join("new").join(name)).unwrap();
+        }
+    }
+    wait_files(&inbox, 3);
+    let e = Exporter::start(&cfg_path, &[]);
+    wait_files(&maildir(&st, "Reports.processed"), 3);
+    wait_files(&inbox, 0);
+    let s = e.wait_for("a finished report run", Duration::from_secs(10), |s| {
+        s.value(
+            "deliverability_check_runs_total",
+            &[("check", "reports"), ("result", "success")],
+        ) >= Some(1.0)
+    });
+    assert_eq!(
+        s.sum("deliverability_dmarc_reports_total", &[]),
+        0.0,
+        "nothing counted twice:\n{}",
+        s.0
+    );
+    assert_eq!(s.sum("deliverability_dmarc_messages_total", &[]), 0.0);
+    assert_eq!(s.sum("deliverability_tlsrpt_sessions_total", &[]), 0.0);
+}
