@@ -36,6 +36,9 @@ pub struct ImapReportSource {
     pub timeout: Duration,
 }
 
+/// Runs a piece of counting work under the process-wide scan lock.
+pub type CountUnderLock = dyn Fn(&mut dyn FnMut(&Counting<'_>)) + Sync;
+
 /// What the IMAP scan needs from the check.
 pub struct ImapScan<'a> {
     pub state: &'a StateDir,
@@ -44,7 +47,7 @@ pub struct ImapScan<'a> {
     pub retention_secs: u64,
     pub stop_at: Instant,
     /// Parses and counts under the process-wide scan lock (blocking work).
-    pub count: &'a (dyn Fn(&mut dyn FnMut(&Counting<'_>)) + Sync),
+    pub count: &'a CountUnderLock,
     pub sources: &'a super::names::SourceNames,
 }
 
