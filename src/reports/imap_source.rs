@@ -37,7 +37,7 @@ pub struct ImapReportSource {
 }
 
 /// Runs a piece of counting work under the process-wide scan lock.
-pub type CountUnderLock = dyn Fn(&mut dyn FnMut(&Counting<'_>)) + Sync;
+pub type CountUnderLock<'a> = dyn Fn(&mut dyn FnMut(&Counting<'_>)) + Sync + 'a;
 
 /// What the IMAP scan needs from the check.
 pub struct ImapScan<'a> {
@@ -47,7 +47,7 @@ pub struct ImapScan<'a> {
     pub retention_secs: u64,
     pub stop_at: Instant,
     /// Parses and counts under the process-wide scan lock (blocking work).
-    pub count: &'a CountUnderLock,
+    pub count: &'a CountUnderLock<'a>,
     pub sources: &'a super::names::SourceNames,
 }
 
