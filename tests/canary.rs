@@ -661,3 +661,86 @@ fn a_canary_delivered_after_its_deadline_is_lost_then_late() {
         "{page}"
     );
 }
+
+#[test]
+fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge() {
+    let st = Stack::start("canary-poll", &[("DX_IMAP_IDLE", "no")]);
+    let dir = TempDir::new("canary-poll");
+    let ca = st.get("DX_CA_FILE");
+    let mut body = provider(
+        "starttls",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "junky",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "headers = { \"X-DX-Junk\" = \"yes\" }",
+    );
+    // IMAP with STARTTLS, AUTHENTICATE PLAIN, the spam folder named by hand.
+    body += &format!(
+        "[[seeds]]\nname = \"s1\"\naddress = \"seed1@seed.test\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nauth = \"plain\"\npassword = \"pw-seed1\"\nca_file = \"{ca}\"\nspam_folder = \"Junk\"\n",
+        st.port("DX_IMAP_PORT")
+    );
+    let cfg = config(
+        &dir,
+        "deadline = \"30s\"\npoll_interval = \"300ms\"\ncleanup = \"move\"\nmove_to = \"Archive\"",
+        &body,
+    );
+    let (out, s) = once(&cfg);
+    assert!(out.status.success(), "once failed:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("idle=false"),
+        "the watcher must notice the missing IDLE: {err}"
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[
+                ("provider", "starttls"),
+                ("seed", "s1"),
+                ("placement", "inbox")
+            ]
+        ),
+        Some(1.0),
+        "{err}"
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[("provider", "junky"), ("seed", "s1"), ("placement", "spam")]
+        ),
+        Some(1.0),
+        "{err}"
+    );
+    // Polled every 300 ms: latency stays well under a few seconds.
+    let latency = s
+        .value(
+            "deliverability_canary_delivery_duration_seconds_sum",
+            &[("provider", "starttls"), ("seed", "s1")],
+        )
+        .unwrap();
+    assert!(latency < 3.0, "latency {latency}");
+    // Both canaries were moved to Archive (COPY + STORE + EXPUNGE: the server has no MOVE).
+    let count = |folder: &str| {
+        ["new", "cur"]
+            .iter()
+            .map(|d| {
+                std::fs::read_dir(st.maildir_new("seed1", folder).parent().unwrap().join(d))
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    assert_eq!(count("Archive"), 2);
+    assert_eq!(count("") + count("Junk"), 0);
+}
