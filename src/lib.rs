@@ -5,6 +5,7 @@
 //! - [`canary`]: canary messages: sending, watching seeds, headers.
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
+//! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
@@ -20,6 +21,7 @@ pub mod canary;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod landing;
 pub mod logging;
 pub mod metrics;

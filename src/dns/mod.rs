@@ -1,0 +1,4 @@
+//! DNS checks: the published records of every sending domain and DNS blacklists.
+pub mod dnsbl;
+pub mod resolver;
+pub mod spf;
