@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::canary::tracker::Tracker;
 use crate::checks;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -85,11 +86,17 @@ pub async fn run(opts: Options) -> Result<(), String> {
         metrics: metrics.clone(),
         clock: clock.clone(),
         shutdown: shutdown.clone(),
+        canaries: Arc::new(Tracker::load(state.clone())),
         state,
         observed: Default::default(),
     };
+    let boards = checks::Boards::default();
+    app.status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(boards.routes.clone());
     let start = |config: &Arc<Config>| {
-        let checks = checks::build(config, None);
+        let checks = checks::build(config, None, checks::Mode::Serve, &boards);
         let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
         tracing::info!(checks = ?names, routes = config.routes().count(), domains = config.domains.len(), "checks scheduled");
         Scheduler::start(checks, ctx.clone(), history.clone(), config.canary.jitter)
@@ -113,9 +120,10 @@ pub async fn run(opts: Options) -> Result<(), String> {
         };
         let result = reload(&opts, &app, &metrics, &clock);
         if let Ok(new) = &result {
-            let old = std::mem::replace(&mut scheduler, start(new));
-            // The new schedule is already running; the old one is given the grace period.
-            old.stop(grace).await;
+            // Stop first: two schedules must not watch the same seeds or send twice.
+            scheduler.stop(grace).await;
+            ctx.metrics.reset_checks();
+            scheduler = start(new);
         }
         if let Some(reply) = reply {
             let _ = reply.send(result.map(|_| ()));
@@ -127,6 +135,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     shutdown.cancel();
     let stop = async {
         scheduler.stop(grace).await;
+        ctx.canaries.flush();
         let _ = server.await;
     };
     if tokio::time::timeout(grace + Duration::from_secs(1), stop)

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::canary::check::CanaryCheck;
+use crate::canary::status::RouteBoard;
 use crate::config::Config;
 use crate::schedule::Check;
 
@@ -28,10 +30,40 @@ impl Kind {
     }
 }
 
+/// How the checks will be run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The exporter: on intervals, with jitter.
+    Serve,
+    /// `once`: everything now.
+    Once,
+}
+
+/// Views the checks keep for the landing page; they outlive reloads.
+#[derive(Default, Clone)]
+pub struct Boards {
+    pub routes: Arc<RouteBoard>,
+}
+
 /// The checks to schedule for `config`, optionally only those of one kind.
-pub fn build(_config: &Arc<Config>, only: Option<Kind>) -> Vec<Arc<dyn Check>> {
+pub fn build(
+    config: &Arc<Config>,
+    only: Option<Kind>,
+    mode: Mode,
+    boards: &Boards,
+) -> Vec<Arc<dyn Check>> {
     let wanted = |k: Kind| only.is_none_or(|o| o == k);
-    let checks: Vec<Arc<dyn Check>> = Vec::new();
-    let _ = wanted;
+    let mut checks: Vec<Arc<dyn Check>> = Vec::new();
+    if wanted(Kind::Canary)
+        && config.canary.enabled
+        && !config.providers.is_empty()
+        && !config.seeds.is_empty()
+    {
+        checks.push(Arc::new(CanaryCheck::new(
+            config.clone(),
+            mode == Mode::Once,
+            boards.routes.clone(),
+        )));
+    }
     checks
 }

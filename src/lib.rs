@@ -7,6 +7,7 @@
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
 //! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
+//! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
@@ -22,6 +23,7 @@ pub mod checks;
 pub mod clock;
 pub mod config;
 pub mod dns;
+pub mod imap;
 pub mod landing;
 pub mod logging;
 pub mod metrics;

@@ -180,10 +180,18 @@ fn main() -> ExitCode {
                     metrics: metrics.clone(),
                     clock: deliverability_exporter::clock::Clock::system(),
                     shutdown: tokio_util::sync::CancellationToken::new(),
+                    canaries: Arc::new(deliverability_exporter::canary::tracker::Tracker::load(
+                        state.clone(),
+                    )),
                     state,
                     observed: Default::default(),
                 };
-                let checks = checks::build(&config, only);
+                let checks = checks::build(
+                    &config,
+                    only,
+                    checks::Mode::Once,
+                    &checks::Boards::default(),
+                );
                 let records =
                     schedule::run_once(&checks, &ctx, &schedule::History::default()).await;
                 use std::io::Write as _;

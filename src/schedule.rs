@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::canary::tracker::Tracker;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::observed::Observed;
@@ -36,6 +37,8 @@ pub struct Context {
     pub state: StateDir,
     /// What canaries learned that other checks use (sending IPs, DKIM selectors).
     pub observed: Arc<Observed>,
+    /// The canaries in flight; shared across reloads so none is forgotten.
+    pub canaries: Arc<Tracker>,
 }
 
 /// Why a run failed: one line, shown in logs and on the landing page. Never holds a secret.
@@ -58,6 +61,16 @@ pub trait Check: Send + Sync + 'static {
     }
     /// Does the work once. `Ok` carries a one-line summary.
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>>;
+    /// Long-lived work beside the runs (watchers, timers). Each future must return soon after
+    /// `ctx.shutdown` is cancelled.
+    fn background(&self, _ctx: &Context) -> Vec<BoxFuture<'static, ()>> {
+        Vec::new()
+    }
+    /// For `once`: waits until the results a run started asynchronously are in (canaries
+    /// delivered or lost). Bounded by the check itself.
+    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +196,17 @@ impl Scheduler {
         for check in &checks {
             ctx.metrics.init_check(check.name());
         }
+        let ctx = Context {
+            shutdown: token.clone(),
+            ..ctx
+        };
+        for check in &checks {
+            for task in check.background(&ctx) {
+                tasks.spawn(task);
+            }
+        }
         for check in checks {
-            let ctx = Context {
-                shutdown: token.clone(),
-                ..ctx.clone()
-            };
+            let ctx = ctx.clone();
             let history = history.clone();
             let first = check
                 .interval()
@@ -229,22 +248,42 @@ impl Scheduler {
     }
 }
 
-/// Runs every check once, concurrently (the `once` subcommand). Returns the records in the
-/// order of `checks`.
+/// Runs every check once, concurrently (the `once` subcommand), with their background work
+/// alive until each has settled. Returns the records in the order of `checks`.
 pub async fn run_once(
     checks: &[Arc<dyn Check>],
     ctx: &Context,
     history: &History,
 ) -> Vec<RunRecord> {
+    let token = ctx.shutdown.child_token();
+    let ctx = Context {
+        shutdown: token.clone(),
+        ..ctx.clone()
+    };
+    let mut tasks = JoinSet::new();
     for c in checks {
         ctx.metrics.init_check(c.name());
+        for task in c.background(&ctx) {
+            tasks.spawn(task);
+        }
     }
-    futures::future::join_all(
+    let records = futures::future::join_all(
         checks
             .iter()
-            .map(|c| run_and_record(c.as_ref(), ctx, history)),
+            .map(|c| run_and_record(c.as_ref(), &ctx, history)),
     )
+    .await;
+    futures::future::join_all(checks.iter().map(|c| c.settle(&ctx))).await;
+    token.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
     .await
+    .is_err()
+    {
+        tasks.abort_all();
+    }
+    records
 }
 
 #[cfg(test)]
@@ -291,6 +330,7 @@ mod tests {
             shutdown: CancellationToken::new(),
             state: StateDir::open(&dir).unwrap(),
             observed: Default::default(),
+            canaries: Arc::new(Tracker::load(StateDir::open(&dir).unwrap())),
         }
     }
 

@@ -2,8 +2,18 @@
 //! mailbox, then found again over IMAP to measure delivery latency, placement and the
 //! receiver's verdicts.
 //!
-//! - [`message`]: builds the canary message.
+//! - [`check`]: the scheduled check: a send round per interval, watchers, deadlines.
+//! - [`analyze`]: the receiver's verdicts in a delivered canary's headers.
+//! - [`message`]: builds the canary message and its token.
 //! - [`send`]: the SMTP stages, timed and classified.
+//! - [`tracker`]: the canaries in flight, persisted across restarts.
+//! - [`status`]: the routes board of the landing page.
+//! - [`watch`]: the IMAP watcher of one seed folder.
 
+pub mod analyze;
+pub mod check;
 pub mod message;
 pub mod send;
+pub mod status;
+pub mod tracker;
+pub mod watch;

@@ -372,8 +372,28 @@ pub async fn send(req: SendRequest<'_>) -> SendOutcome {
         data_done: None,
         failure: None,
     };
-    if let Err(f) = run(&req, &mut out).await {
-        out.failure = Some(f);
+    use futures::FutureExt as _;
+    let result = std::panic::AssertUnwindSafe(run(&req, &mut out))
+        .catch_unwind()
+        .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(f)) => out.failure = Some(f),
+        Err(_) => {
+            // A bug in a library must cost one canary, not the exporter.
+            let done = out.stages.last().map(|(s, _)| *s);
+            let stage = Stage::ALL
+                .iter()
+                .skip_while(|s| Some(**s) != done)
+                .nth(1)
+                .copied()
+                .unwrap_or(Stage::Connect);
+            out.failure = Some(fail(
+                stage,
+                FailureClass::Protocol,
+                "internal error in the SMTP client; see the log",
+            ));
+        }
     }
     out
 }
@@ -473,8 +493,22 @@ async fn run(req: &SendRequest<'_>, out: &mut SendOutcome) -> Result<(), SendFai
     )
     .await?;
     let result = session(req, out, &mut conn, &stats, &helo).await;
-    // QUIT politely; its outcome doesn't change the result.
-    let _ = timeout(Duration::from_secs(2).min(limit), conn.quit()).await;
+    // QUIT politely; its outcome doesn't change the result. Not after a failed STARTTLS:
+    // lettre leaves no stream behind then (writing to it would panic), nor after a timeout
+    // or a network error, where the connection is unusable anyway.
+    let usable = match &result {
+        Ok(()) => true,
+        Err(f) => {
+            f.stage != Stage::Starttls
+                && matches!(
+                    f.class,
+                    FailureClass::Transient | FailureClass::Permanent | FailureClass::Protocol
+                )
+        }
+    };
+    if usable && !conn.has_broken() {
+        let _ = timeout(Duration::from_secs(2).min(limit), conn.quit()).await;
+    }
     result
 }
 

@@ -369,3 +369,27 @@ fn cidrs_parse() {
     assert_eq!(parse_cidr("192.0.2.0/40"), None);
     assert_eq!(parse_cidr("x/1"), None);
 }
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let vars = [
+        "BREVO_SMTP_KEY",
+        "SES_SMTP_PASSWORD",
+        "SENDGRID_API_KEY",
+        "POSTFIX_CANARY_PASSWORD",
+        "GMAIL_SEED_APP_PASSWORD",
+        "OUTLOOK_SEED_PASSWORD",
+    ];
+    for v in vars {
+        // SAFETY: these names are only used by this test.
+        unsafe { std::env::set_var(v, format!("example-{v}")) };
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deliverability.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The example's CA file does not exist here; point it at a file that does.
+    let text = text.replace("/etc/ssl/internal-ca.pem", path.to_str().unwrap());
+    let c = Config::from_str(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.providers.len(), 4);
+    assert_eq!(c.routes().count(), 8);
+    assert_eq!(c.providers[2].credentials.as_ref().unwrap().0, "apikey");
+}

@@ -4,6 +4,8 @@
 //! names. A [`Metrics`] owns its own registry, so `/probe` can record one target's results into
 //! a fresh instance and return only those.
 
+pub mod canary;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -22,23 +24,30 @@ pub struct Metrics {
     pub check_duration: GaugeVec,
     pub check_last_run: GaugeVec,
     pub check_runs: IntCounterVec,
+
+    pub canary: canary::CanaryMetrics,
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let v = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     r.register(Box::new(v.clone()))
         .expect("metric registered once");
     v
 }
 
-fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+pub(crate) fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     r.register(Box::new(v.clone()))
         .expect("metric registered once");
     v
 }
 
-fn int_counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn int_counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntCounterVec {
     let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     r.register(Box::new(v.clone()))
         .expect("metric registered once");
@@ -116,6 +125,7 @@ impl Metrics {
                 "Runs of the check by result (success, failure, timeout).",
                 &["check", "result"],
             ),
+            canary: canary::CanaryMetrics::new(&r),
             registry: r,
         }
     }
@@ -183,7 +193,7 @@ mod tests {
         let m = Metrics::new();
         let text = String::from_utf8(m.encode()).unwrap();
         assert!(
-            text.contains(&format!("deliverability_build_info{{revision=")),
+            text.contains("deliverability_build_info{revision="),
             "{text}"
         );
         assert!(text.contains(&format!("version=\"{VERSION}\"")), "{text}");

@@ -1,0 +1,457 @@
+//! The canary check: every `canary.interval`, one canary per route (provider × seed), and the
+//! seed watchers that find them again.
+//!
+//! A run sends one message per route, each route starting at a random offset within
+//! `canary.jitter` × interval so routes don't fire together, and no two sends through one
+//! provider closer than its `min_gap`. A send's outcome is recorded at once (stage timings,
+//! failures with stage, class and code, TLS facts); delivery is recorded when a watcher sees the
+//! canary, or as lost at its deadline. The run succeeds when every send was accepted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::canary::send::{self, FailureClass, SendRequest};
+use crate::canary::tracker::{InFlight, Sighting};
+use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
+use crate::canary::{message, status::RouteBoard};
+use crate::config::{Config, Provider, Seed};
+use crate::imap::Endpoint;
+use crate::schedule::{BoxFuture, Check, CheckError, Context};
+
+/// A provider and its routes' seeds, each with its start offset in the round.
+type ProviderRoutes<'a> = (&'a Provider, Vec<(Duration, &'a Seed)>);
+
+pub struct CanaryCheck {
+    config: Arc<Config>,
+    /// `once`: send at once, no jitter.
+    oneshot: bool,
+    last_send: tokio::sync::Mutex<HashMap<String, Instant>>,
+    board: Arc<RouteBoard>,
+    ready: Arc<Readiness>,
+    first_run: std::sync::atomic::AtomicBool,
+}
+
+impl CanaryCheck {
+    pub fn new(config: Arc<Config>, oneshot: bool, board: Arc<RouteBoard>) -> CanaryCheck {
+        CanaryCheck {
+            config,
+            oneshot,
+            last_send: Default::default(),
+            board,
+            ready: Default::default(),
+            first_run: true.into(),
+        }
+    }
+
+    fn helo_name(&self, p: &Provider) -> String {
+        p.helo_name.clone().unwrap_or_else(|| {
+            let h = self.config.instance();
+            if crate::config::check_host(&h).is_ok() {
+                h
+            } else {
+                "localhost".into()
+            }
+        })
+    }
+
+    /// Sends the canaries of one provider's routes, in offset order, minding `min_gap`.
+    async fn provider_round(
+        &self,
+        ctx: &Context,
+        provider: &Provider,
+        mut routes: Vec<(Duration, &Seed)>,
+    ) -> Vec<Result<(), String>> {
+        routes.sort_by_key(|(offset, _)| *offset);
+        let start = Instant::now();
+        let mut results = Vec::with_capacity(routes.len());
+        for (offset, seed) in routes {
+            let mut at = start + offset;
+            {
+                let last = self.last_send.lock().await;
+                if let Some(prev) = last.get(&provider.name) {
+                    at = at.max(*prev + provider.min_gap);
+                }
+            }
+            tokio::time::sleep_until(at).await;
+            self.last_send
+                .lock()
+                .await
+                .insert(provider.name.clone(), Instant::now());
+            results.push(self.send_one(ctx, provider, seed).await);
+        }
+        results
+    }
+
+    async fn send_one(&self, ctx: &Context, p: &Provider, seed: &Seed) -> Result<(), String> {
+        let cfg = &self.config.canary;
+        let m = &ctx.metrics.canary;
+        let labels = [p.name.as_str(), seed.name.as_str()];
+        let token = message::new_token();
+        let sent_at = ctx.clock.now();
+        let instance = self.config.instance();
+        let bytes = message::build(&message::CanarySpec {
+            token: &token,
+            from: &p.from,
+            from_domain: &p.from_domain,
+            to: &seed.address,
+            subject_template: &cfg.subject,
+            body_template: &cfg.body,
+            provider: &p.name,
+            seed: &seed.name,
+            instance: &instance,
+            extra_headers: &p.headers,
+            date: sent_at,
+        })
+        .map_err(|e| e.to_string())?;
+        let helo = self.helo_name(p);
+        let outcome = send::send(SendRequest {
+            provider: p,
+            rcpt: &seed.address,
+            message: &bytes,
+            stage_timeout: cfg.smtp_timeout.get(),
+            helo_name: &helo,
+            access_token: None,
+        })
+        .await;
+
+        m.last_send
+            .with_label_values(&labels)
+            .set(crate::clock::unix_seconds(sent_at));
+        for (stage, d) in &outcome.stages {
+            m.stage_duration
+                .with_label_values(&[&p.name, stage.as_str()])
+                .observe(d.as_secs_f64());
+        }
+        if let Some(tls) = &outcome.tls {
+            m.tls_version
+                .with_label_values(&[&p.name, tls.version])
+                .set(1);
+            for v in ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other"] {
+                if v != tls.version {
+                    let _ = m.tls_version.remove_label_values(&[&p.name, v]);
+                }
+            }
+            if let Some(t) = tls.cert_not_after {
+                m.cert_expiry.with_label_values(&[&p.name]).set(t as f64);
+            }
+        }
+        if let Some(mech) = outcome.auth_mechanism {
+            for other in ["plain", "login", "xoauth2"] {
+                m.auth_mechanism
+                    .with_label_values(&[&p.name, other])
+                    .set(i64::from(other == mech.as_str()));
+            }
+        }
+        let deadline = cfg.deadline.get().as_secs_f64();
+        match (&outcome.failure, outcome.data_done) {
+            (None, Some(done)) => {
+                let done = crate::clock::unix_seconds(done);
+                m.sent.with_label_values(&labels).inc();
+                ctx.canaries.add(InFlight {
+                    token: token.clone(),
+                    provider: p.name.clone(),
+                    seed: seed.name.clone(),
+                    sent_at: crate::clock::unix_seconds(sent_at),
+                    data_done: done,
+                    deadline: done + deadline,
+                    uncertain: false,
+                });
+                m.in_flight.with_label_values(&labels).inc();
+                tracing::debug!(provider = %p.name, seed = %seed.name, token = %token, reply = outcome.accepted.as_deref().unwrap_or(""), "canary sent");
+                self.board
+                    .sent(&p.name, &seed.name, crate::clock::unix_seconds(sent_at));
+                Ok(())
+            }
+            (Some(f), _) => {
+                let code = f.code.map(|c| c.to_string()).unwrap_or_default();
+                m.send_failures
+                    .with_label_values(&[
+                        &p.name,
+                        &seed.name,
+                        f.stage.as_str(),
+                        f.class.as_str(),
+                        &code,
+                    ])
+                    .inc();
+                m.success.with_label_values(&labels).set(0);
+                if f.class == FailureClass::Uncertain
+                    && let Some(done) = outcome.data_done
+                {
+                    let done = crate::clock::unix_seconds(done);
+                    m.uncertain.with_label_values(&labels).inc();
+                    ctx.canaries.add(InFlight {
+                        token: token.clone(),
+                        provider: p.name.clone(),
+                        seed: seed.name.clone(),
+                        sent_at: crate::clock::unix_seconds(sent_at),
+                        data_done: done,
+                        deadline: done + deadline,
+                        uncertain: true,
+                    });
+                    m.in_flight.with_label_values(&labels).inc();
+                }
+                tracing::warn!(provider = %p.name, seed = %seed.name, stage = f.stage.as_str(), class = f.class.as_str(), code = %code, enhanced = f.enhanced.as_deref().unwrap_or(""), error = %f.message, "canary send failed");
+                self.board.failed(
+                    &p.name,
+                    &seed.name,
+                    crate::clock::unix_seconds(sent_at),
+                    &f.to_string(),
+                );
+                Err(format!("{}/{}: {f}", p.name, seed.name))
+            }
+            (None, None) => Err(format!(
+                "{}/{}: the send ended without a result",
+                p.name, seed.name
+            )),
+        }
+    }
+}
+
+impl Check for CanaryCheck {
+    fn name(&self) -> &'static str {
+        "canary"
+    }
+
+    fn interval(&self) -> Duration {
+        self.config.canary.interval.get()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
+        Box::pin(async move {
+            if self
+                .first_run
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                let watchers = self
+                    .config
+                    .seeds
+                    .iter()
+                    .filter(|s| s.password.is_some())
+                    .count()
+                    * 2;
+                self.ready
+                    .wait_for(watchers, self.config.canary.imap_timeout.get())
+                    .await;
+                if self.ready.count() < watchers {
+                    tracing::warn!(
+                        up = self.ready.count(),
+                        expected = watchers,
+                        "not every seed folder is watched yet; sending anyway"
+                    );
+                }
+            }
+            let spread = if self.oneshot {
+                Duration::ZERO
+            } else {
+                self.interval().mul_f64(self.config.canary.jitter)
+            };
+            let mut by_provider: BTreeMap<&str, ProviderRoutes> = BTreeMap::new();
+            for (p, s) in self.config.routes() {
+                let offset = if spread.is_zero() {
+                    Duration::ZERO
+                } else {
+                    spread.mul_f64(rand::rng().random_range(0.0..1.0))
+                };
+                by_provider
+                    .entry(&p.name)
+                    .or_insert((p, Vec::new()))
+                    .1
+                    .push((offset, s));
+            }
+            let rounds = by_provider
+                .into_values()
+                .map(|(p, routes)| self.provider_round(ctx, p, routes));
+            let results: Vec<Result<(), String>> = futures::future::join_all(rounds)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+            if failed.is_empty() {
+                Ok(format!("{} canaries sent", results.len()))
+            } else {
+                Err(CheckError(format!(
+                    "{} of {} sends failed; first: {}",
+                    failed.len(),
+                    results.len(),
+                    failed[0]
+                )))
+            }
+        })
+    }
+
+    fn background(&self, ctx: &Context) -> Vec<BoxFuture<'static, ()>> {
+        let cfg = &self.config;
+        let routes: HashSet<(String, String)> = cfg
+            .routes()
+            .map(|(p, s)| (p.name.clone(), s.name.clone()))
+            .collect();
+        ctx.canaries.retain_routes(&routes);
+        for (p, s) in cfg.routes() {
+            ctx.metrics.canary.init_route(&p.name, &s.name);
+            self.board.init(&p.name, &s.name);
+        }
+        let arrivals: Arc<dyn Sightings> = Arc::new(Arrivals {
+            ctx: ctx.clone(),
+            board: self.board.clone(),
+            routes: routes.clone(),
+        });
+        let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
+        for seed in &cfg.seeds {
+            let Some(secret) = seed.password.clone() else {
+                tracing::error!(seed = %seed.name, "seed has no password or access token; it cannot be watched");
+                continue;
+            };
+            for role in [Role::Inbox, Role::Spam] {
+                let w = Watcher {
+                    ready: self.ready.clone(),
+                    seed: seed.name.clone(),
+                    role,
+                    endpoint: seed_endpoint(seed, secret.clone()),
+                    spam_folder: seed.spam_folder.clone(),
+                    cfg: cfg.canary.clone(),
+                    metrics: ctx.metrics.clone(),
+                    clock: ctx.clock.clone(),
+                    sightings: arrivals.clone(),
+                };
+                tasks.push(Box::pin(w.run(ctx.shutdown.clone())));
+            }
+        }
+        tasks.push(Box::pin(deadlines(ctx.clone(), self.board.clone())));
+        for p in &cfg.providers {
+            if p.insecure_skip_verify {
+                tracing::warn!(provider = %p.name, "insecure_skip_verify is set: the provider's TLS certificate is not verified");
+            }
+        }
+        tasks
+    }
+
+    fn settle<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let limit = self.config.canary.deadline.get() + Duration::from_secs(2);
+            let _ = tokio::time::timeout(limit, ctx.canaries.settled()).await;
+        })
+    }
+}
+
+pub fn seed_endpoint(seed: &Seed, secret: crate::config::Secret) -> Endpoint {
+    Endpoint {
+        host: seed.host.clone(),
+        port: seed.port,
+        tls: seed.tls,
+        username: seed.username.clone(),
+        secret,
+        auth: seed.auth,
+        ca_file: seed.ca_file.clone(),
+        insecure_skip_verify: seed.insecure_skip_verify,
+    }
+}
+
+/// Counts canaries lost at their deadline, keeps the in-flight gauges true, and saves the
+/// tracker's state at most once a second.
+async fn deadlines(ctx: Context, board: Arc<RouteBoard>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => {
+                ctx.canaries.flush();
+                return;
+            }
+        }
+        let now = ctx.clock.unix();
+        let m = &ctx.metrics.canary;
+        for f in ctx.canaries.expire(now) {
+            let labels = [f.provider.as_str(), f.seed.as_str()];
+            m.lost.with_label_values(&labels).inc();
+            m.success.with_label_values(&labels).set(0);
+            tracing::warn!(provider = %f.provider, seed = %f.seed, token = %f.token, "canary lost: not seen by its deadline");
+            board.lost(&f.provider, &f.seed, now);
+        }
+        let counts = ctx.canaries.in_flight_by_route();
+        for (p, s) in board.routes() {
+            m.in_flight
+                .with_label_values(&[&p, &s])
+                .set(counts.get(&(p.clone(), s.clone())).copied().unwrap_or(0));
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            ctx.canaries.flush();
+            last_flush = Instant::now();
+        }
+    }
+}
+
+/// Records what the watchers find.
+struct Arrivals {
+    ctx: Context,
+    board: Arc<RouteBoard>,
+    routes: HashSet<(String, String)>,
+}
+
+impl Sightings for Arrivals {
+    fn found(&self, f: Found) -> Verdict {
+        let m = &self.ctx.metrics.canary;
+        match self.ctx.canaries.sighted(&f.token, f.arrived) {
+            Sighting::Delivered { flight, latency } => {
+                if !self
+                    .routes
+                    .contains(&(flight.provider.clone(), flight.seed.clone()))
+                {
+                    return Verdict::Remove;
+                }
+                let labels = [flight.provider.as_str(), flight.seed.as_str()];
+                let still = self
+                    .ctx
+                    .canaries
+                    .in_flight_by_route()
+                    .get(&(flight.provider.clone(), flight.seed.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                m.in_flight.with_label_values(&labels).set(still);
+                let placement = f.role.as_str();
+                m.delivered
+                    .with_label_values(&[labels[0], labels[1], placement])
+                    .inc();
+                m.delivery_duration
+                    .with_label_values(&labels)
+                    .observe(latency);
+                let inbox = f.role == Role::Inbox;
+                m.success.with_label_values(&labels).set(i64::from(inbox));
+                if inbox {
+                    m.last_success.with_label_values(&labels).set(f.arrived);
+                }
+                if flight.seed != f.seed {
+                    tracing::warn!(token = %f.token, expected = %flight.seed, found_in = %f.seed, "canary found in another seed than it was sent to");
+                }
+                crate::canary::analyze::record(
+                    &self.ctx,
+                    &flight.provider,
+                    &flight.seed,
+                    &f.headers,
+                );
+                tracing::info!(provider = %flight.provider, seed = %flight.seed, placement, latency_seconds = latency, "canary delivered");
+                self.board.delivered(
+                    &flight.provider,
+                    &flight.seed,
+                    f.arrived,
+                    latency,
+                    placement,
+                );
+                Verdict::Remove
+            }
+            Sighting::Late { provider, seed } => {
+                m.late.with_label_values(&[&provider, &seed]).inc();
+                tracing::warn!(provider = %provider, seed = %seed, token = %f.token, "canary arrived after it was counted lost");
+                Verdict::Remove
+            }
+            Sighting::Duplicate => Verdict::Remove,
+            Sighting::Unknown => Verdict::Keep,
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Watches one folder of one seed mailbox over IMAP and reports every canary that appears.
+//!
+//! One long-lived connection per watched folder (INBOX, and the spam folder), not one per
+//! canary: the cost grows with seeds, not with canaries. The folder is watched with IDLE,
+//! re-issued every `canary.idle_refresh` (well inside the 29 minutes after which servers drop
+//! it) and followed by a NOOP as a keepalive; a server without IDLE is polled. After any error
+//! the watcher reconnects with exponential backoff and jitter. Every IMAP command runs under
+//! `canary.imap_timeout`.
+//!
+//! Canaries are found by `UID SEARCH` on the `X-Deliverability-Canary` header, or the token in
+//! the Subject where a provider dropped the header. Each one found is handed to the
+//! [`Sightings`] handler with its headers, and removed (or moved) when the handler says it is
+//! ours. At start-up every canary in the folder is looked at: the ones that arrived while the
+//! exporter was down are counted with their INTERNALDATE as arrival time, and unknown ones older
+//! than `canary.sweep_older_than` are swept.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{MailboxDatum, Response};
+use async_imap::types::NameAttribute;
+use futures::StreamExt;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{CanaryConfig, Cleanup, SpamFolder};
+use crate::imap::{self, Endpoint, ImapError, ImapErrorKind, ImapSession, step};
+use crate::metrics::Metrics;
+
+/// Which folder of the seed: its role decides the placement of what is found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Inbox,
+    Spam,
+}
+
+impl Role {
+    /// The `folder` label and the `placement` of canaries found here.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inbox => "inbox",
+            Role::Spam => "spam",
+        }
+    }
+}
+
+/// How a canary was noticed, which decides its arrival time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Noticed {
+    /// At start-up (or after a reconnect): it may have arrived while nobody watched, so its
+    /// INTERNALDATE is the best arrival time.
+    Scan,
+    /// Right after the IDLE notification (or poll) at this unix time.
+    At(f64),
+}
+
+/// A canary found in a folder.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub seed: String,
+    pub role: Role,
+    pub token: String,
+    /// Unix time it arrived (see [`Noticed`]).
+    pub arrived: f64,
+    /// The server's INTERNALDATE, unix seconds.
+    pub internal_date: Option<i64>,
+    /// The raw header block.
+    pub headers: Vec<u8>,
+}
+
+/// What the watcher should do with a canary it reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Ours: remove it (or move it, per `canary.cleanup`).
+    Remove,
+    /// Not ours and young: leave it alone (another exporter instance may be waiting for it).
+    Keep,
+}
+
+/// Receives the canaries watchers find.
+pub trait Sightings: Send + Sync {
+    fn found(&self, f: Found) -> Verdict;
+}
+
+/// Which watchers are up, so the first send round can wait for them: a canary that arrives
+/// before its folder is watched is only found by the start-up scan, with a coarser arrival
+/// time.
+#[derive(Default)]
+pub struct Readiness {
+    up: std::sync::Mutex<HashSet<(String, Role)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Readiness {
+    fn set(&self, seed: &str, role: Role, up: bool) {
+        let mut s = self.up.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if up {
+            s.insert((seed.to_string(), role))
+        } else {
+            s.remove(&(seed.to_string(), role))
+        };
+        drop(s);
+        if changed {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.up.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Waits until `n` watchers are up, or `limit` has passed.
+    pub async fn wait_for(&self, n: usize, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if self.count() >= n {
+                return;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+pub struct Watcher {
+    pub ready: Arc<Readiness>,
+    pub seed: String,
+    pub role: Role,
+    pub endpoint: Endpoint,
+    pub spam_folder: SpamFolder,
+    pub cfg: CanaryConfig,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub sightings: Arc<dyn Sightings>,
+}
+
+/// Names a spam folder commonly has, when the server doesn't mark one `\Junk`.
+const SPAM_NAMES: [&str; 7] = [
+    "Junk",
+    "Spam",
+    "[Gmail]/Spam",
+    "Junk Email",
+    "Junk E-mail",
+    "Bulk",
+    "Bulk Mail",
+];
+
+/// The token format is `dx-` followed by lower-case base32; this finds it in a Subject.
+pub fn token_in_subject(subject: &str) -> Option<String> {
+    let start = subject.find("dx-")?;
+    let tail: String = subject[start + 3..]
+        .chars()
+        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .collect();
+    (tail.len() >= 16).then(|| format!("dx-{tail}"))
+}
+
+/// Reads one header's unfolded value from a raw header block.
+pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
+    let (parsed, _) = mailparse::parse_headers(headers).ok()?;
+    use mailparse::MailHeaderMap;
+    parsed.get_first_value(name)
+}
+
+/// The canary token of a message: the header, else the Subject.
+pub fn token_of(headers: &[u8]) -> Option<String> {
+    if let Some(v) = header_value(headers, crate::canary::message::TOKEN_HEADER) {
+        let v = v.trim();
+        if v.starts_with("dx-")
+            && v.len() <= 64
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Some(v.to_string());
+        }
+    }
+    header_value(headers, "Subject").and_then(|s| token_in_subject(&s))
+}
+
+impl Watcher {
+    fn label(&self) -> [&str; 2] {
+        [&self.seed, self.role.as_str()]
+    }
+
+    /// Runs until `shutdown`, reconnecting after errors.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.metrics
+            .canary
+            .init_seed_folder(&self.seed, self.role.as_str());
+        let mut backoff = Duration::from_secs(1);
+        let mut first = true;
+        loop {
+            if !first {
+                self.metrics
+                    .canary
+                    .imap_reconnects
+                    .with_label_values(&self.label())
+                    .inc();
+            }
+            first = false;
+            let started = tokio::time::Instant::now();
+            let result = self.session(&shutdown).await;
+            self.metrics
+                .canary
+                .imap_up
+                .with_label_values(&self.label())
+                .set(0);
+            self.ready.set(&self.seed, self.role, false);
+            let e = match result {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            // A session that lasted a while resets the backoff.
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff = Duration::from_secs(1);
+            }
+            let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
+            tracing::warn!(seed = %self.seed, folder = self.role.as_str(), error = %e, retry_in_seconds = wait.as_secs_f64(), "IMAP watcher lost its session");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(300));
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> Result<(), ImapError> {
+        let limit = self.cfg.imap_timeout.get();
+        let mut s = tokio::select! {
+            r = imap::connect(&self.endpoint, limit) => r?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let folder = match self.role {
+            Role::Inbox => "INBOX".to_string(),
+            Role::Spam => self.spam_folder_name(&mut s, limit).await?,
+        };
+        let caps = step("CAPABILITY", limit, s.capabilities()).await?;
+        let idle = caps.has_str("IDLE");
+        let uidplus = caps.has_str("UIDPLUS");
+        let can_move = caps.has_str("MOVE");
+        step("SELECT", limit, s.select(&folder)).await?;
+        self.metrics
+            .canary
+            .imap_up
+            .with_label_values(&self.label())
+            .set(1);
+        tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
+
+        let mut last_uid = 0u32;
+        self.scan(&mut s, &mut last_uid, Noticed::Scan, uidplus, can_move)
+            .await?;
+        self.ready.set(&self.seed, self.role, true);
+        loop {
+            let noticed = if idle {
+                let mut handle = s.idle();
+                step("IDLE", limit, handle.init()).await?;
+                let outcome = {
+                    let (wait, _stop) = handle.wait_with_timeout(self.cfg.idle_refresh.get());
+                    tokio::select! {
+                        r = wait => Some(r),
+                        _ = shutdown.cancelled() => None,
+                    }
+                };
+                let at = self.clock.unix();
+                s = step("DONE", limit, handle.done()).await?;
+                match outcome {
+                    None => {
+                        let _ = tokio::time::timeout(limit, s.logout()).await;
+                        return Ok(());
+                    }
+                    Some(Err(e)) => return Err(imap::command_error("IDLE", e)),
+                    Some(Ok(IdleResponse::ManualInterrupt)) => {
+                        return Err(ImapError {
+                            kind: ImapErrorKind::Network,
+                            message: "connection closed during IDLE".into(),
+                        });
+                    }
+                    Some(Ok(IdleResponse::Timeout)) => {
+                        // Refresh IDLE; the NOOP keeps NATs and the server's timers happy.
+                        step("NOOP", limit, s.noop()).await?;
+                        Noticed::At(at)
+                    }
+                    Some(Ok(IdleResponse::NewData(resp))) => {
+                        if let Response::MailboxData(MailboxDatum::Exists(_)) = resp.parsed() {
+                            Noticed::At(at)
+                        } else {
+                            // Flags or expunges: nothing new to look for.
+                            continue;
+                        }
+                    }
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.cfg.poll_interval.get()) => {}
+                    _ = shutdown.cancelled() => {
+                        let _ = tokio::time::timeout(limit, s.logout()).await;
+                        return Ok(());
+                    }
+                }
+                step("NOOP", limit, s.noop()).await?;
+                Noticed::At(self.clock.unix())
+            };
+            // Unsolicited responses are only hints; drop them so the channel never fills.
+            while s.unsolicited_responses.try_recv().is_ok() {}
+            self.scan(&mut s, &mut last_uid, noticed, uidplus, can_move)
+                .await?;
+        }
+    }
+
+    /// Finds the spam folder: the configured name, else SPECIAL-USE `\Junk`, else a
+    /// well-known name.
+    async fn spam_folder_name(
+        &self,
+        s: &mut ImapSession,
+        limit: Duration,
+    ) -> Result<String, ImapError> {
+        let names: Vec<(String, bool)> = {
+            let stream = step("LIST", limit, s.list(Some(""), Some("*"))).await?;
+            let all: Vec<_> = tokio::time::timeout(limit, stream.collect::<Vec<_>>())
+                .await
+                .map_err(|_| ImapError {
+                    kind: ImapErrorKind::Timeout,
+                    message: "LIST: no answer in time".into(),
+                })?;
+            all.into_iter()
+                .filter_map(Result::ok)
+                .map(|n| {
+                    (
+                        n.name().to_string(),
+                        n.attributes()
+                            .iter()
+                            .any(|a| matches!(a, NameAttribute::Junk)),
+                    )
+                })
+                .collect()
+        };
+        if let SpamFolder::Named(want) = &self.spam_folder {
+            return names
+                .iter()
+                .find(|(n, _)| n == want)
+                .map(|(n, _)| n.clone())
+                .ok_or_else(|| ImapError {
+                    kind: ImapErrorKind::Protocol,
+                    message: format!("spam folder {want:?} does not exist in seed {}", self.seed),
+                });
+        }
+        if let Some((n, _)) = names.iter().find(|(_, junk)| *junk) {
+            return Ok(n.clone());
+        }
+        for candidate in SPAM_NAMES {
+            if let Some((n, _)) = names.iter().find(|(n, _)| {
+                n.eq_ignore_ascii_case(candidate)
+                    || n.rsplit(['/', '.'])
+                        .next()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(candidate))
+            }) {
+                return Ok(n.clone());
+            }
+        }
+        Err(ImapError {
+            kind: ImapErrorKind::Protocol,
+            message: format!(
+                "seed {} has no folder marked \\Junk nor one of the usual spam folder names; set spam_folder",
+                self.seed
+            ),
+        })
+    }
+
+    /// Looks for canaries with a UID above `last_uid` and reports them.
+    async fn scan(
+        &self,
+        s: &mut ImapSession,
+        last_uid: &mut u32,
+        noticed: Noticed,
+        uidplus: bool,
+        can_move: bool,
+    ) -> Result<(), ImapError> {
+        let limit = self.cfg.imap_timeout.get();
+        let query = format!(
+            "UID {}:* OR HEADER {} \"dx-\" SUBJECT \"dx-\"",
+            *last_uid + 1,
+            crate::canary::message::TOKEN_HEADER
+        );
+        let mut uids: Vec<u32> = step("UID SEARCH", limit, s.uid_search(&query))
+            .await?
+            .into_iter()
+            .filter(|u| *u > *last_uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        uids.sort_unstable();
+        // Bound one round's work; the rest is picked up by the next scan.
+        uids.truncate(500);
+        let set = uid_set(&uids);
+        let fetched: Vec<_> = {
+            let stream = step(
+                "UID FETCH",
+                limit,
+                s.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])"),
+            )
+            .await?;
+            tokio::time::timeout(limit, stream.collect::<Vec<_>>())
+                .await
+                .map_err(|_| ImapError {
+                    kind: ImapErrorKind::Timeout,
+                    message: "UID FETCH: no answer in time".into(),
+                })?
+        };
+        let now = self.clock.unix();
+        let mut remove = Vec::new();
+        for f in fetched {
+            let f = f.map_err(|e| imap::command_error("UID FETCH", e))?;
+            let Some(uid) = f.uid else { continue };
+            *last_uid = (*last_uid).max(uid);
+            let headers = f
+                .header()
+                .map(|h| h[..h.len().min(256 * 1024)].to_vec())
+                .unwrap_or_default();
+            let internal_date = f.internal_date().map(|d| d.timestamp());
+            let Some(token) = token_of(&headers) else {
+                continue;
+            };
+            let arrived = match noticed {
+                Noticed::At(t) => t,
+                Noticed::Scan => internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
+            };
+            let verdict = self.sightings.found(Found {
+                seed: self.seed.clone(),
+                role: self.role,
+                token,
+                arrived,
+                internal_date,
+                headers,
+            });
+            let old = internal_date
+                .is_some_and(|d| now - d as f64 > self.cfg.sweep_older_than.get().as_secs_f64());
+            if verdict == Verdict::Remove || old {
+                remove.push(uid);
+            }
+        }
+        *last_uid = (*last_uid).max(*uids.last().unwrap_or(&0));
+        if !remove.is_empty() {
+            self.remove(s, &remove, uidplus, can_move).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes (or moves) the given messages.
+    async fn remove(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        uidplus: bool,
+        can_move: bool,
+    ) -> Result<(), ImapError> {
+        let limit = self.cfg.imap_timeout.get();
+        let set = uid_set(uids);
+        if self.cfg.cleanup == Cleanup::Move
+            && let Some(dest) = &self.cfg.move_to
+        {
+            if can_move {
+                return step("UID MOVE", limit, s.uid_mv(&set, dest)).await;
+            }
+            step("UID COPY", limit, s.uid_copy(&set, dest)).await?;
+        }
+        {
+            let stream = step(
+                "UID STORE",
+                limit,
+                s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+            )
+            .await?;
+            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
+        }
+        if uidplus {
+            let stream = step("UID EXPUNGE", limit, s.uid_expunge(&set)).await?;
+            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
+        } else {
+            let stream = step("EXPUNGE", limit, s.expunge()).await?;
+            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
+        }
+        Ok(())
+    }
+}
+
+/// `1,3,5:9` from sorted UIDs.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    let mut seen = HashSet::new();
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] <= end + 1 {
+            i += 1;
+            end = end.max(uids[i]);
+        }
+        if seen.insert(start) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            if start == end {
+                out.push_str(&start.to_string());
+            } else {
+                out.push_str(&format!("{start}:{end}"));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn tokens_from_header_or_subject() {
+        let h = b"Subject: Delivery check dx-abcdefghijklmnop2345\r\nX-Deliverability-Canary: dx-abcdefghijklmnop2345\r\n\r\n";
+        assert_eq!(token_of(h).as_deref(), Some("dx-abcdefghijklmnop2345"));
+        let rewritten =
+            b"Subject: Delivery check dx-abcdefghijklmnop2345\r\nMessage-ID: <x@ses>\r\n\r\n";
+        assert_eq!(
+            token_of(rewritten).as_deref(),
+            Some("dx-abcdefghijklmnop2345")
+        );
+        let folded = b"Subject: Delivery\r\n check dx-abcdefghijklmnop2345 now\r\n\r\n";
+        assert_eq!(token_of(folded).as_deref(), Some("dx-abcdefghijklmnop2345"));
+        assert_eq!(token_of(b"Subject: dx-short\r\n\r\n"), None);
+        assert_eq!(token_of(b"X-Deliverability-Canary: <script>\r\n\r\n"), None);
+        assert_eq!(token_of(b"\xff\xfe garbage"), None);
+    }
+}

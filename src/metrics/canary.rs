@@ -1,0 +1,204 @@
+//! Canary metric families: sends, SMTP stages, deliveries, placement, the receivers' verdicts,
+//! TLS facts and the IMAP watchers. Labels are bounded: `provider` and `seed` are configured
+//! names, `stage`, `class`, `placement`, `method`, `result` and `source` come from fixed sets,
+//! `code` is a three-digit SMTP reply code or empty.
+
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Registry};
+
+use super::{gauge_vec, int_counter_vec, int_gauge_vec};
+
+pub struct CanaryMetrics {
+    pub sent: IntCounterVec,
+    pub send_failures: IntCounterVec,
+    pub stage_duration: HistogramVec,
+    pub delivered: IntCounterVec,
+    pub delivery_duration: HistogramVec,
+    pub lost: IntCounterVec,
+    pub late: IntCounterVec,
+    pub uncertain: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+    pub auth_results: IntCounterVec,
+    pub spam_score: GaugeVec,
+    pub success: IntGaugeVec,
+    pub last_success: GaugeVec,
+    pub last_send: GaugeVec,
+    pub auth_mechanism: IntGaugeVec,
+    pub cert_expiry: GaugeVec,
+    pub tls_version: IntGaugeVec,
+    pub imap_up: IntGaugeVec,
+    pub imap_reconnects: IntCounterVec,
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let v = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric definition");
+    r.register(Box::new(v.clone()))
+        .expect("metric registered once");
+    v
+}
+
+/// SMTP stages take milliseconds on a good day and tens of seconds on a bad one.
+pub const STAGE_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Delivery takes from a fraction of a second to an hour.
+pub const DELIVERY_BUCKETS: [f64; 16] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+    3600.0,
+];
+
+impl CanaryMetrics {
+    pub fn new(r: &Registry) -> CanaryMetrics {
+        CanaryMetrics {
+            sent: int_counter_vec(
+                r,
+                "deliverability_canary_sent_total",
+                "Canaries accepted by the provider (final reply to the message was 2xx).",
+                &["provider", "seed"],
+            ),
+            send_failures: int_counter_vec(
+                r,
+                "deliverability_canary_send_failures_total",
+                "Canaries the provider did not accept, by SMTP stage, failure class (transient, permanent, network, tls, timeout, uncertain, protocol) and SMTP reply code (empty when there was no reply).",
+                &["provider", "seed", "stage", "class", "code"],
+            ),
+            stage_duration: histogram_vec(
+                r,
+                "deliverability_smtp_stage_duration_seconds",
+                "Time each completed SMTP stage took (connect, tls, ehlo, starttls, auth, mail_from, rcpt_to, data, body).",
+                &["provider", "stage"],
+                STAGE_BUCKETS.to_vec(),
+            ),
+            delivered: int_counter_vec(
+                r,
+                "deliverability_canary_delivered_total",
+                "Canaries found in the seed mailbox, by placement (inbox, spam, other).",
+                &["provider", "seed", "placement"],
+            ),
+            delivery_duration: histogram_vec(
+                r,
+                "deliverability_canary_delivery_duration_seconds",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox.",
+                &["provider", "seed"],
+                DELIVERY_BUCKETS.to_vec(),
+            ),
+            lost: int_counter_vec(
+                r,
+                "deliverability_canary_lost_total",
+                "Canaries accepted by the provider but not seen in the seed by canary.deadline.",
+                &["provider", "seed"],
+            ),
+            late: int_counter_vec(
+                r,
+                "deliverability_canary_late_total",
+                "Canaries seen in the seed after they had been counted lost.",
+                &["provider", "seed"],
+            ),
+            uncertain: int_counter_vec(
+                r,
+                "deliverability_canary_uncertain_total",
+                "Canaries whose final reply never came after the message was sent; they are still watched for.",
+                &["provider", "seed"],
+            ),
+            in_flight: int_gauge_vec(
+                r,
+                "deliverability_canary_in_flight",
+                "Canaries sent and not yet seen or lost.",
+                &["provider", "seed"],
+            ),
+            auth_results: int_counter_vec(
+                r,
+                "deliverability_canary_auth_results_total",
+                "The receiving seed's verdicts on delivered canaries from its Authentication-Results, by method (spf, dkim, dmarc, arc) and result.",
+                &["provider", "seed", "method", "result"],
+            ),
+            spam_score: gauge_vec(
+                r,
+                "deliverability_canary_spam_score",
+                "The spam score the receiver gave the last delivered canary, by the filter that wrote it.",
+                &["provider", "seed", "source"],
+            ),
+            success: int_gauge_vec(
+                r,
+                "deliverability_canary_success",
+                "1 when the last canary of the route was accepted and arrived in the inbox; 0 after a send failure, spam placement or loss.",
+                &["provider", "seed"],
+            ),
+            last_success: gauge_vec(
+                r,
+                "deliverability_canary_last_success_timestamp_seconds",
+                "Unix time the last canary of the route arrived in the inbox; 0 if none has yet.",
+                &["provider", "seed"],
+            ),
+            last_send: gauge_vec(
+                r,
+                "deliverability_canary_last_send_timestamp_seconds",
+                "Unix time of the last send attempt on the route.",
+                &["provider", "seed"],
+            ),
+            auth_mechanism: int_gauge_vec(
+                r,
+                "deliverability_smtp_auth_mechanism_info",
+                "The SMTP AUTH mechanism used at the last send through the provider (1 for the one used).",
+                &["provider", "mechanism"],
+            ),
+            cert_expiry: gauge_vec(
+                r,
+                "deliverability_smtp_tls_certificate_expiry_timestamp_seconds",
+                "Unix time the provider's SMTP server certificate expires, as seen at the last send.",
+                &["provider"],
+            ),
+            tls_version: int_gauge_vec(
+                r,
+                "deliverability_smtp_tls_version_info",
+                "The TLS version negotiated with the provider at the last send (1 for the current one).",
+                &["provider", "version"],
+            ),
+            imap_up: int_gauge_vec(
+                r,
+                "deliverability_imap_up",
+                "Whether the watcher of the seed's folder is connected, logged in and watching (1) or not (0).",
+                &["seed", "folder"],
+            ),
+            imap_reconnects: int_counter_vec(
+                r,
+                "deliverability_imap_reconnects_total",
+                "Times the watcher of the seed's folder had to connect again after an error.",
+                &["seed", "folder"],
+            ),
+        }
+    }
+
+    /// Creates the series of a route so dashboards and alerts see them from the first scrape.
+    pub fn init_route(&self, provider: &str, seed: &str) {
+        let ps = &[provider, seed];
+        self.sent.with_label_values(ps);
+        self.lost.with_label_values(ps);
+        self.late.with_label_values(ps);
+        self.uncertain.with_label_values(ps);
+        self.in_flight.with_label_values(ps);
+        self.success.with_label_values(ps);
+        self.last_success.with_label_values(ps);
+        self.last_send.with_label_values(ps);
+        self.delivery_duration.with_label_values(ps);
+        for placement in ["inbox", "spam", "other"] {
+            self.delivered
+                .with_label_values(&[provider, seed, placement]);
+        }
+        for method in ["spf", "dkim", "dmarc"] {
+            self.auth_results
+                .with_label_values(&[provider, seed, method, "pass"]);
+        }
+    }
+
+    pub fn init_seed_folder(&self, seed: &str, folder: &str) {
+        self.imap_up.with_label_values(&[seed, folder]);
+        self.imap_reconnects.with_label_values(&[seed, folder]);
+    }
+}

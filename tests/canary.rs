@@ -1,0 +1,594 @@
+//! Canaries against the real stack: Postfix submission (STARTTLS, implicit TLS, plain) with
+//! rspamd signing and verifying, Dovecot IMAP with Sieve filing spam into Junk.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Exporter, Scrape, Stack, TempDir, bin};
+
+/// One provider entry on the stack.
+fn provider(
+    name: &str,
+    port: u16,
+    tls: &str,
+    user: Option<(&str, &str)>,
+    from: &str,
+    ca: &str,
+    extra: &str,
+) -> String {
+    let creds = user
+        .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[[providers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{creds}from = \"{from}\"\nca_file = \"{ca}\"\n{extra}\n"
+    )
+}
+
+/// One seed: `address` receives, the IMAP login is seedK's.
+fn seed(st: &Stack, name: &str, address: &str, k: u32) -> String {
+    format!(
+        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nusername = \"seed{k}@seed.test\"\npassword = \"pw-seed{k}\"\nca_file = \"{}\"\n\n",
+        st.port("DX_IMAPS_PORT"),
+        st.get("DX_CA_FILE")
+    )
+}
+
+fn config(dir: &TempDir, canary: &str, body: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[exporter]\nstate_dir = \"{}\"\ninstance = \"canary-test\"\n\n[canary]\n{canary}\n\n{body}",
+        dir.path().join("state").display()
+    );
+    let p = dir.path().join("dx.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn once(cfg: &std::path::Path) -> (Output, Scrape) {
+    let out = Command::new(bin())
+        .args(["--log.level", "debug", "--config.file"])
+        .arg(cfg)
+        .args(["once", "--only", "canary"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, Scrape(text))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
+    let st = Stack::start("canary-ok", &[]);
+    let dir = TempDir::new("canary-ok");
+    let ca = st.get("DX_CA_FILE");
+    let mut body = String::new();
+    body += &provider(
+        "starttls",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "implicit",
+        st.port("DX_SMTPS_PORT"),
+        "implicit",
+        Some(("sender2@dx.test", "pw-sender2")),
+        "canary@dx.test",
+        ca,
+        "auth = [\"login\"]",
+    );
+    body += &provider(
+        "plain",
+        st.port("DX_SMTP_PLAIN_PORT"),
+        "none",
+        Some(("sender3@dx.test", "pw-sender3")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "junky",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "headers = { \"X-DX-Junk\" = \"yes\" }",
+    );
+    body += &seed(&st, "s1", "seed1@seed.test", 1);
+    let cfg = config(&dir, "deadline = \"30s\"", &body);
+    let (out, s) = once(&cfg);
+    assert!(out.status.success(), "once failed:\n{}", stderr(&out));
+
+    for p in ["starttls", "implicit", "plain"] {
+        let l = [("provider", p), ("seed", "s1")];
+        assert_eq!(
+            s.value("deliverability_canary_sent_total", &l),
+            Some(1.0),
+            "{p}"
+        );
+        assert_eq!(
+            s.value(
+                "deliverability_canary_delivered_total",
+                &[l[0], l[1], ("placement", "inbox")]
+            ),
+            Some(1.0),
+            "{p}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            s.value("deliverability_canary_success", &l),
+            Some(1.0),
+            "{p}"
+        );
+        assert!(
+            s.value("deliverability_canary_last_success_timestamp_seconds", &l)
+                .unwrap()
+                > 1.7e9
+        );
+        assert_eq!(
+            s.value("deliverability_canary_delivery_duration_seconds_count", &l),
+            Some(1.0)
+        );
+        // Dovecot holds IDLE notifications back ~500 ms; delivery itself takes milliseconds.
+        let latency = s
+            .value("deliverability_canary_delivery_duration_seconds_sum", &l)
+            .unwrap();
+        assert!(latency > 0.0 && latency < 5.0, "{p}: latency {latency}");
+        assert_eq!(s.value("deliverability_canary_in_flight", &l), Some(0.0));
+        for stage in [
+            "connect",
+            "ehlo",
+            "auth",
+            "mail_from",
+            "rcpt_to",
+            "data",
+            "body",
+        ] {
+            assert_eq!(
+                s.value(
+                    "deliverability_smtp_stage_duration_seconds_count",
+                    &[("provider", p), ("stage", stage)]
+                ),
+                Some(1.0),
+                "{p} {stage}"
+            );
+        }
+    }
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_stage_duration_seconds_count",
+            &[("provider", "starttls"), ("stage", "starttls")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_stage_duration_seconds_count",
+            &[("provider", "implicit"), ("stage", "tls")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_stage_duration_seconds_count",
+            &[("provider", "plain"), ("stage", "starttls")]
+        ),
+        None
+    );
+    // TLS facts of the TLS providers, none for the plain one.
+    for p in ["starttls", "implicit"] {
+        assert_eq!(
+            s.value(
+                "deliverability_smtp_tls_version_info",
+                &[("provider", p), ("version", "TLSv1.3")]
+            ),
+            Some(1.0),
+            "{p}"
+        );
+        let expiry = s
+            .value(
+                "deliverability_smtp_tls_certificate_expiry_timestamp_seconds",
+                &[("provider", p)],
+            )
+            .unwrap();
+        assert!(expiry > 1.8e9, "{p}: certificate expiry {expiry}");
+    }
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_tls_certificate_expiry_timestamp_seconds",
+            &[("provider", "plain")]
+        ),
+        None
+    );
+    // Which AUTH mechanism was used is visible.
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_auth_mechanism_info",
+            &[("provider", "implicit"), ("mechanism", "login")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_smtp_auth_mechanism_info",
+            &[("provider", "starttls"), ("mechanism", "plain")]
+        ),
+        Some(1.0)
+    );
+
+    // The provider's extra header sends its canary to Junk: spam placement is a failure.
+    let j = [("provider", "junky"), ("seed", "s1")];
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[j[0], j[1], ("placement", "spam")]
+        ),
+        Some(1.0),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.value("deliverability_canary_success", &j), Some(0.0));
+    assert_eq!(
+        s.value("deliverability_canary_last_success_timestamp_seconds", &j),
+        Some(0.0)
+    );
+
+    // Canaries are removed from the seed once seen.
+    let inbox = st.maildir_new("seed1", "");
+    let junk = st.maildir_new("seed1", "Junk");
+    let left = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left(&inbox) + left(&junk), 0, "canaries left in the seed");
+    let cur = inbox.parent().unwrap().join("cur");
+    assert_eq!(left(&cur), 0, "canaries left in cur/");
+}
+
+#[test]
+fn every_smtp_failure_is_classified_by_stage_class_and_code() {
+    let st = Stack::start("canary-fail", &[]);
+    let dir = TempDir::new("canary-fail");
+    let ca = st.get("DX_CA_FILE");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut body = String::new();
+    body += &provider(
+        "good",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "wrongpw",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender2@dx.test", "not-the-password")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "down",
+        closed,
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &provider(
+        "rogue",
+        st.port("DX_SMTP_ROGUE_PORT"),
+        "starttls",
+        Some(("sender1@dx.test", "pw-sender1")),
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &seed(&st, "s1", "seed1@seed.test", 1);
+    body += &seed(&st, "rej550", "reject550@seed.test", 1);
+    body += &seed(&st, "busy450", "busy450@seed.test", 1);
+    body += &seed(&st, "close421", "close421@seed.test", 1);
+    let cfg = config(&dir, "deadline = \"20s\"\nsmtp_timeout = \"5s\"", &body);
+    let (out, s) = once(&cfg);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "once must fail when sends fail:\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("check canary failure"), "{err}");
+
+    let fails = |p: &str, seed: &str, stage: &str, class: &str, code: &str| {
+        s.value(
+            "deliverability_canary_send_failures_total",
+            &[
+                ("provider", p),
+                ("seed", seed),
+                ("stage", stage),
+                ("class", class),
+                ("code", code),
+            ],
+        )
+    };
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[("provider", "good"), ("seed", "s1"), ("placement", "inbox")]
+        ),
+        Some(1.0),
+        "{err}"
+    );
+    assert_eq!(
+        fails("good", "rej550", "rcpt_to", "permanent", "550"),
+        Some(1.0),
+        "{}",
+        s.0
+    );
+    assert_eq!(
+        fails("good", "busy450", "rcpt_to", "transient", "450"),
+        Some(1.0)
+    );
+    assert_eq!(
+        fails("good", "close421", "rcpt_to", "transient", "421"),
+        Some(1.0)
+    );
+    for seed in ["s1", "rej550", "busy450", "close421"] {
+        assert_eq!(
+            fails("wrongpw", seed, "auth", "permanent", "535"),
+            Some(1.0),
+            "{seed}"
+        );
+        assert_eq!(
+            fails("down", seed, "connect", "network", ""),
+            Some(1.0),
+            "{seed}"
+        );
+        assert_eq!(
+            fails("rogue", seed, "starttls", "tls", ""),
+            Some(1.0),
+            "{seed}"
+        );
+        for p in ["wrongpw", "down", "rogue"] {
+            assert_eq!(
+                s.value(
+                    "deliverability_canary_success",
+                    &[("provider", p), ("seed", seed)]
+                ),
+                Some(0.0),
+                "{p}/{seed}"
+            );
+            assert_eq!(
+                s.value(
+                    "deliverability_canary_sent_total",
+                    &[("provider", p), ("seed", seed)]
+                ),
+                Some(0.0),
+                "{p}/{seed}"
+            );
+        }
+    }
+    assert_eq!(
+        s.value(
+            "deliverability_canary_success",
+            &[("provider", "good"), ("seed", "rej550")]
+        ),
+        Some(0.0)
+    );
+    // The enhanced status code and the certificate problem are in the log, not in labels.
+    assert!(err.contains("enhanced=5.7.8"), "{err}");
+    assert!(err.contains("enhanced=5.1.1"), "{err}");
+    assert!(err.contains("certificate: unknown issuer"), "{err}");
+    // No secret in the output.
+    assert!(!err.contains("not-the-password") && !s.0.contains("not-the-password"));
+    assert!(!err.contains("pw-sender1") && !err.contains("pw-seed1"));
+}
+
+#[test]
+fn canaries_in_flight_survive_an_exporter_restart_and_a_dovecot_restart_is_survived() {
+    let st = Stack::start("canary-restart", &[]);
+    let dir = TempDir::new("canary-restart");
+    let ca = st.get("DX_CA_FILE");
+    // The MX port takes mail without AUTH, so canaries are accepted while Dovecot is down.
+    let mut body = provider(
+        "mx",
+        st.port("DX_SMTP_MX_PORT"),
+        "starttls",
+        None,
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &seed(&st, "s1", "seed2@seed.test", 2);
+    let cfg = config(
+        &dir,
+        "interval = \"3s\"\njitter = 0.0\ndeadline = \"60s\"\nimap_timeout = \"5s\"",
+        &body,
+    );
+
+    // Running normally: canaries flow.
+    let e = Exporter::start(&cfg, &[]);
+    let l = [("provider", "mx"), ("seed", "s1"), ("placement", "inbox")];
+    e.wait_for("a first delivery", Duration::from_secs(20), |s| {
+        s.value("deliverability_canary_delivered_total", &l) >= Some(1.0)
+    });
+    assert_eq!(
+        e.scrape().value(
+            "deliverability_imap_up",
+            &[("seed", "s1"), ("folder", "inbox")]
+        ),
+        Some(1.0)
+    );
+
+    // Dovecot restarted under the IDLE connection: the watcher reconnects and the next
+    // canary is still detected.
+    st.ctl(&["restart", "dovecot"]);
+    let after_restart = e
+        .scrape()
+        .value("deliverability_canary_delivered_total", &l)
+        .unwrap();
+    let s = e.wait_for(
+        "a delivery after the Dovecot restart",
+        Duration::from_secs(30),
+        |s| {
+            s.value("deliverability_canary_delivered_total", &l)
+                .unwrap_or(0.0)
+                >= after_restart + 1.0
+        },
+    );
+    assert!(
+        s.value(
+            "deliverability_imap_reconnects_total",
+            &[("seed", "s1"), ("folder", "inbox")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_lost_total",
+            &[("provider", "mx"), ("seed", "s1")]
+        ),
+        Some(0.0)
+    );
+
+    // Dovecot down: canaries are accepted and queued, not delivered.
+    st.ctl(&["stop", "dovecot"]);
+    let sent_before = e
+        .scrape()
+        .value(
+            "deliverability_canary_sent_total",
+            &[("provider", "mx"), ("seed", "s1")],
+        )
+        .unwrap();
+    e.wait_for(
+        "canaries in flight while Dovecot is down",
+        Duration::from_secs(20),
+        |s| {
+            s.value(
+                "deliverability_canary_in_flight",
+                &[("provider", "mx"), ("seed", "s1")],
+            )
+            .unwrap_or(0.0)
+                >= 1.0
+                && s.value(
+                    "deliverability_canary_sent_total",
+                    &[("provider", "mx"), ("seed", "s1")],
+                )
+                .unwrap_or(0.0)
+                    > sent_before
+        },
+    );
+    assert_eq!(
+        e.scrape().value(
+            "deliverability_imap_up",
+            &[("seed", "s1"), ("folder", "inbox")]
+        ),
+        Some(0.0)
+    );
+    // Let the tracker save its state, then kill the exporter hard.
+    std::thread::sleep(Duration::from_millis(1500));
+    let in_flight = e
+        .scrape()
+        .value(
+            "deliverability_canary_in_flight",
+            &[("provider", "mx"), ("seed", "s1")],
+        )
+        .unwrap();
+    e.signal("KILL");
+    drop(e);
+
+    // Mail is delivered while no exporter runs; the new exporter finds it at start-up and
+    // counts it against the canaries the old one sent.
+    st.ctl(&["start", "dovecot"]);
+    let e = Exporter::start(&cfg, &[]);
+    let s = e.wait_for(
+        "the canaries sent before the restart to be counted",
+        Duration::from_secs(30),
+        |s| {
+            s.value("deliverability_canary_delivered_total", &l)
+                .unwrap_or(0.0)
+                >= in_flight
+        },
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_lost_total",
+            &[("provider", "mx"), ("seed", "s1")]
+        ),
+        Some(0.0),
+        "{}",
+        e.log_text()
+    );
+    assert!(
+        e.log_text().contains("canaries in flight restored"),
+        "{}",
+        e.log_text()
+    );
+}
+
+#[test]
+fn a_canary_delivered_after_its_deadline_is_lost_then_late() {
+    let st = Stack::start("canary-late", &[]);
+    let dir = TempDir::new("canary-late");
+    let ca = st.get("DX_CA_FILE");
+    let mut body = provider(
+        "mx",
+        st.port("DX_SMTP_MX_PORT"),
+        "starttls",
+        None,
+        "canary@dx.test",
+        ca,
+        "",
+    );
+    body += &seed(&st, "s1", "seed3@seed.test", 3);
+    let cfg = config(
+        &dir,
+        "interval = \"1h\"\njitter = 0.0\ndeadline = \"3s\"\nimap_timeout = \"5s\"",
+        &body,
+    );
+    st.ctl(&["stop", "dovecot"]);
+    let e = Exporter::start(&cfg, &[]);
+    let lbl = [("provider", "mx"), ("seed", "s1")];
+    let s = e.wait_for(
+        "the canary to be counted lost",
+        Duration::from_secs(30),
+        |s| s.value("deliverability_canary_lost_total", &lbl) == Some(1.0),
+    );
+    assert_eq!(s.value("deliverability_canary_success", &lbl), Some(0.0));
+    assert_eq!(s.value("deliverability_canary_in_flight", &lbl), Some(0.0));
+    st.ctl(&["start", "dovecot"]);
+    let s = e.wait_for(
+        "the lost canary to be counted late",
+        Duration::from_secs(40),
+        |s| s.value("deliverability_canary_late_total", &lbl) == Some(1.0),
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[lbl[0], lbl[1], ("placement", "inbox")]
+        ),
+        Some(0.0),
+        "late is not delivered"
+    );
+    let (code, page) = e.get("/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<td>mx</td><td>s1</td><td>lost</td>"),
+        "{page}"
+    );
+}

@@ -1,0 +1,431 @@
+//! Shared helpers of the suites that run against the real local stack (`scripts/stack`):
+//! a private stack instance per test that needs one, the exporter binary started with a
+//! configuration, scrapes and metric lookups.
+//!
+//! A private instance gets its own state directory and a block of free ports, and is taken
+//! down when its guard is dropped. Tests that need the stack and can't start it fail with the
+//! reason; they never pass silently.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running stack instance, down on drop.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+fn port_block_free(base: u16) -> bool {
+    (0..10).all(|i| {
+        TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+    })
+}
+
+/// Serialises choosing ports and starting instances within one test binary.
+static START: Mutex<()> = Mutex::new(());
+
+impl Stack {
+    /// Starts a private instance. `name` keeps the state directory recognisable.
+    pub fn start(name: &str, extra_env: &[(&str, &str)]) -> Stack {
+        let _g = START.lock().unwrap_or_else(|e| e.into_inner());
+        let pid = std::process::id();
+        let dir = PathBuf::from(format!("/tmp/dxt-{name}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Spread bases by pid so concurrent test binaries rarely probe the same block.
+        let mut base = 30000 + (pid % 1500) as u16 * 10;
+        let mut tries = 0;
+        while !port_block_free(base) {
+            base = if base > 44980 { 30000 } else { base + 10 };
+            tries += 1;
+            assert!(
+                tries < 2000,
+                "no block of 10 free ports on 127.0.0.1 between 30000 and 45000"
+            );
+        }
+        let out = Command::new(repo().join("scripts/stack"))
+            .arg("up")
+            .env("DX_STACK_DIR", &dir)
+            .env("DX_PORT_BASE", base.to_string())
+            .envs(extra_env.iter().copied())
+            .output()
+            .expect("cannot run scripts/stack");
+        assert!(
+            out.status.success(),
+            "scripts/stack up failed for {}:\n{}\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = read_env(&dir.join("env"));
+        Stack { dir, env }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("the stack's env file has no {key}"))
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a port"))
+    }
+
+    /// Runs `scripts/stack <args>` on this instance.
+    pub fn ctl(&self, args: &[&str]) {
+        let out = Command::new(repo().join("scripts/stack"))
+            .args(args)
+            .env("DX_STACK_DIR", &self.dir)
+            .output()
+            .expect("cannot run scripts/stack");
+        assert!(
+            out.status.success(),
+            "scripts/stack {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The Maildir `new/` directory of a seed's folder ("" for INBOX, "Junk").
+    pub fn maildir_new(&self, user: &str, folder: &str) -> PathBuf {
+        let base = Path::new(self.get("DX_MAILDIR_ROOT"))
+            .join("seed.test")
+            .join(user)
+            .join("Maildir");
+        if folder.is_empty() {
+            base.join("new")
+        } else {
+            base.join(format!(".{folder}")).join("new")
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/stack"))
+            .arg("down")
+            .env("DX_STACK_DIR", &self.dir)
+            .output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub fn read_env(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("dx-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The exporter binary, running.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub config: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_deliverability_exporter")
+}
+
+impl Exporter {
+    /// Starts the exporter on a free port with the given config file and extra flags, and
+    /// waits until it listens.
+    pub fn start(config: &Path, flags: &[&str]) -> Exporter {
+        let mut child = Command::new(bin())
+            .arg("--config.file")
+            .arg(config)
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the exporter");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("msg=listening")
+                    && let Some(a) = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("address="))
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(a.to_string());
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the exporter did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Exporter {
+            child,
+            addr,
+            log,
+            config: config.to_path_buf(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(&self.addr, "GET", path)
+    }
+
+    pub fn scrape(&self) -> Scrape {
+        let (code, body) = self.get("/metrics");
+        assert_eq!(code, 200, "scrape failed: {body}");
+        Scrape(body)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `f` holds on a scrape, or panics with the last scrape and the log.
+    pub fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&Scrape) -> bool) -> Scrape {
+        let start = Instant::now();
+        loop {
+            let s = self.scrape();
+            if f(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n--- scrape ---\n{}\n--- log ---\n{}",
+                    s.0,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGTERM and wait; returns how long the exit took.
+    pub fn stop(mut self) -> Duration {
+        let start = Instant::now();
+        self.signal("TERM");
+        let _ = self.child.wait();
+        start.elapsed()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 request (no client crate needed for tests).
+pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// A scrape's text with lookups.
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// The value of the sample `name{labels}` where every given label matches.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name)
+            .into_iter()
+            .find(|(l, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// Sum of all samples of `name` matching the labels.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples(name)
+            .into_iter()
+            .filter(|(l, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    pub fn samples(&self, name: &str) -> Vec<(HashMap<String, String>, f64)> {
+        let mut out = Vec::new();
+        for line in self.0.lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = match line.rsplit_once(' ') {
+                Some(x) => x,
+                None => continue,
+            };
+            let (n, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if n != name {
+                continue;
+            }
+            let mut map = HashMap::new();
+            for part in split_labels(labels) {
+                if let Some((k, v)) = part.split_once('=') {
+                    map.insert(
+                        k.to_string(),
+                        v.trim_matches('"')
+                            .replace("\\\"", "\"")
+                            .replace("\\\\", "\\"),
+                    );
+                }
+            }
+            if let Ok(v) = value.parse::<f64>() {
+                out.push((map, v));
+            }
+        }
+        out
+    }
+}
+
+fn split_labels(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    let mut esc = false;
+    for c in s.chars() {
+        if esc {
+            cur.push(c);
+            esc = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                esc = true;
+                cur.push(c);
+            }
+            '"' => {
+                in_q = !in_q;
+                cur.push(c);
+            }
+            ',' if !in_q => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
+}
+
+/// Runs `promtool check metrics` on a scrape; returns its complaints (empty when clean).
+pub fn promtool_check_metrics(text: &str) -> String {
+    let promtool = std::env::var("DX_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {promtool} (scripts/stack install provides it): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && s.trim().is_empty() {
+        s = format!("promtool exited with {}", out.status);
+    }
+    s
+}
