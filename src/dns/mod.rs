@@ -4,6 +4,7 @@ pub mod dmarc;
 pub mod dnsbl;
 pub mod mta_sts;
 pub mod mx;
+pub mod records;
 pub mod resolver;
 pub mod spf;
 pub mod tags;

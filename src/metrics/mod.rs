@@ -5,6 +5,7 @@
 //! a fresh instance and return only those.
 
 pub mod canary;
+pub mod dns;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -26,6 +27,7 @@ pub struct Metrics {
     pub check_runs: IntCounterVec,
 
     pub canary: canary::CanaryMetrics,
+    pub dns: dns::DnsMetrics,
 }
 
 pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -126,6 +128,7 @@ impl Metrics {
                 &["check", "result"],
             ),
             canary: canary::CanaryMetrics::new(&r),
+            dns: dns::DnsMetrics::new(&r),
             registry: r,
         }
     }
