@@ -65,5 +65,10 @@ pub fn build(
             boards.routes.clone(),
         )));
     }
+    checks.extend(crate::dns::check::build(
+        config,
+        wanted(Kind::Dns),
+        wanted(Kind::Dnsbl),
+    ));
     checks
 }

@@ -388,8 +388,14 @@ pub async fn run(
     concurrency: usize,
 ) -> Round {
     let concurrency = concurrency.max(1);
-    let healths: Vec<(String, Health)> = futures::stream::iter(zones.iter())
+    // Futures are built first and then polled as a stream: a closure inside the stream would
+    // have to be generic over lifetimes, which async blocks can't express (the futures must
+    // stay Send).
+    let health_futures: Vec<_> = zones
+        .iter()
         .map(|z| async move { (z.name.clone(), health(dns, cache, z).await) })
+        .collect();
+    let healths: Vec<(String, Health)> = futures::stream::iter(health_futures)
         .buffered(concurrency)
         .collect()
         .await;
@@ -403,7 +409,8 @@ pub async fn run(
                 .map(move |(z, (_, h))| (t, z, h.healthy))
         })
         .collect();
-    let verdicts: Vec<Verdict> = futures::stream::iter(pairs)
+    let verdict_futures: Vec<_> = pairs
+        .into_iter()
         .map(|(t, z, healthy)| async move {
             let outcome = if healthy {
                 query(dns, cache, z, &t.query_name(&z.query_zone)).await
@@ -429,6 +436,8 @@ pub async fn run(
                 meanings,
             }
         })
+        .collect();
+    let verdicts: Vec<Verdict> = futures::stream::iter(verdict_futures)
         .buffer_unordered(concurrency)
         .collect()
         .await;

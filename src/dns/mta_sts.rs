@@ -84,11 +84,10 @@ pub fn parse_policy(text: &str) -> Result<StsPolicy, PolicyError> {
             .ok_or_else(|| PolicyError::NotAPair(tags::short(line)))?;
         let v = v.trim();
         match k.trim() {
-            "version" => {
-                if version.replace(v).is_some() {
-                    return Err(PolicyError::Duplicate("version"));
-                }
+            "version" if version.replace(v).is_some() => {
+                return Err(PolicyError::Duplicate("version"));
             }
+            "version" => {}
             "mode" => {
                 let m = match v {
                     "enforce" => Mode::Enforce,

@@ -121,9 +121,9 @@ async fn a_round_over_targets_and_zones() {
         .iter()
         .map(|(n, h)| (n.as_str(), h.healthy))
         .collect();
-    assert_eq!(h["good"], true);
-    assert_eq!(h["broken"], false, "test entry missing");
-    assert_eq!(h["dom"], true);
+    assert!(h["good"]);
+    assert!(!h["broken"], "test entry missing");
+    assert!(h["dom"]);
     let get = |t: &str, z: &str| {
         r.verdicts
             .iter()
@@ -208,7 +208,7 @@ async fn a_zone_that_lists_everything_is_unhealthy() {
     let dns = FakeDns::new()
         .a("2.0.0.127.all.test", "127.0.0.2")
         .a("1.0.0.127.all.test", "127.0.0.2");
-    let zones = vec![zone("all", ListKind::Ip, Some("2.0.0.127"))];
+    let zones = [zone("all", ListKind::Ip, Some("2.0.0.127"))];
     let h = health(&dns, &Cache::default(), &zones[0]).await;
     assert!(!h.healthy);
     assert!(h.problem.unwrap().contains("answers everything"));
