@@ -299,7 +299,10 @@ pub async fn query(dns: &dyn Lookup, cache: &Cache, zone: &Zone, name: &str) -> 
         Err(e) => (
             Outcome::Error {
                 reason: ErrorReason::from_lookup(&e),
-                detail: e.to_string(),
+                // The queried zone may embed a DQS key: log the list's name instead.
+                detail: e
+                    .to_string()
+                    .replace(&zone.query_zone, &format!("<{}>", zone.name)),
             },
             Duration::ZERO,
         ),

@@ -230,3 +230,27 @@ fn cache_is_bounded() {
         assert!(c.get("zero").is_none());
     });
 }
+
+#[tokio::test]
+async fn a_dqs_key_never_reaches_an_error_message() {
+    let z = catalogue::lookup("spamhaus-zen", Some("s3cr3tkey")).unwrap();
+    let dns = FakeDns::new().fail(
+        "1.2.0.192.s3cr3tkey.zen.dq.spamhaus.net",
+        RType::A,
+        LookupError::Timeout {
+            name: "1.2.0.192.s3cr3tkey.zen.dq.spamhaus.net".into(),
+        },
+    );
+    let o = query(
+        &dns,
+        &Cache::default(),
+        &z,
+        "1.2.0.192.s3cr3tkey.zen.dq.spamhaus.net",
+    )
+    .await;
+    let Outcome::Error { detail, .. } = o else {
+        panic!("{o:?}")
+    };
+    assert!(!detail.contains("s3cr3tkey"), "{detail}");
+    assert!(detail.contains("<spamhaus-zen>"), "{detail}");
+}
