@@ -21,10 +21,15 @@ fn status_kib(field: &str) -> u64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this too (without --bench): there is nothing to test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/dnsbl: a benchmark; run it with scripts/bench-dns");
+        return;
+    }
     let port: u16 = std::env::var("DX_DNS_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
-        .expect("DX_DNS_PORT: run through scripts/bench-dns");
+        .expect("DX_DNS_PORT: run the benchmark through scripts/bench-dns");
     let concurrency: usize = std::env::var("DX_BENCH_CONCURRENCY")
         .ok()
         .and_then(|c| c.parse().ok())
