@@ -395,3 +395,135 @@ impl Check for DnsblCheck {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_str(Path::new("/etc/dx/deliverability.toml"), text).map_err(|e| e.to_string())
+    }
+
+    const BASE: &str = r#"
+[[providers]]
+name = "own"
+host = "mail.example.com"
+port = 465
+username = "canary"
+password = "pw"
+from = "canary@example.com"
+
+[[providers]]
+name = "other"
+host = "mail.example.net"
+port = 465
+username = "canary"
+password = "pw"
+from = "canary@example.net"
+
+[[domains]]
+name = "Example.COM"
+dkim_selectors = ["s1"]
+expected_ips = ["192.0.2.1"]
+mta_sts_ca_file = "ca.pem"
+mta_sts_port = 8443
+
+[[domains]]
+name = "example.org"
+mta_sts = false
+"#;
+
+    #[test]
+    fn unknown_lists_are_refused_with_the_catalogue() {
+        let e = load(&format!(
+            "{BASE}\n[dnsbl]\nlists = [\"spamhaus-zen\", \"nope\"]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("dnsbl.lists[1]"), "{e}");
+        assert!(
+            e.contains("unknown list \"nope\"; one of: spamhaus-zen"),
+            "{e}"
+        );
+        assert!(
+            load(&format!(
+                "{BASE}\n[dnsbl]\nlists = [\"zen.spamhaus.org\", \"uribl\"]\n"
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn domain_inputs_merge_configured_and_observed() {
+        let c = load(BASE).unwrap();
+        let o = Observed::default();
+        o.add_dkim_selector("example.com", "esp1");
+        o.add_sending_ip("own", "198.51.100.1".parse().unwrap());
+        o.add_sending_ip("other", "203.0.113.1".parse().unwrap());
+        let i = domain_input(&c, &c.domains[0], Some(&o));
+        assert_eq!(i.domain, "example.com");
+        assert_eq!(i.selectors, vec!["esp1", "s1"]);
+        let ips: Vec<String> = i.ips.iter().map(|ip| ip.to_string()).collect();
+        assert_eq!(
+            ips,
+            vec!["192.0.2.1", "198.51.100.1"],
+            "only the IPs of providers sending as example.com"
+        );
+        let sts = i.mta_sts.unwrap();
+        assert_eq!(sts.port, 8443);
+        assert_eq!(
+            sts.ca_file.as_deref(),
+            Some(Path::new("/etc/dx/ca.pem")),
+            "relative to the config file"
+        );
+        assert!(domain_input(&c, &c.domains[1], None).mta_sts.is_none());
+        assert!(domain_input(&c, &c.domains[0], None).selectors == vec!["s1"]);
+    }
+
+    #[test]
+    fn zones_targets_and_which_checks_run() {
+        let c = Arc::new(
+            load(&format!(
+                r#"{BASE}
+[dnsbl]
+lists = ["spamhaus-zen", "spamcop", "spamhaus-zen"]
+dqs_key = "k3y"
+ips = ["192.0.2.10", "2001:db8::1"]
+domains = ["spam.example"]
+
+[[dnsbl.custom]]
+name = "mine"
+zone = "bl.example.net"
+kind = "domain"
+"#
+            ))
+            .unwrap(),
+        );
+        let z = zones(&c);
+        let names: Vec<&str> = z.iter().map(|z| z.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["spamhaus-zen", "spamcop", "mine"],
+            "duplicates dropped"
+        );
+        assert_eq!(z[0].query_zone, "k3y.zen.dq.spamhaus.net");
+        let o = Observed::default();
+        o.add_sending_ip("own", "198.51.100.1".parse().unwrap());
+        let t: Vec<String> = targets(&c, Some(&o))
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(
+            t,
+            vec!["192.0.2.10", "198.51.100.1", "2001:db8::1", "spam.example"]
+        );
+        let names: Vec<&str> = build(&c, true, true).iter().map(|c| c.name()).collect();
+        assert_eq!(names, vec!["dns", "dnsbl"]);
+        assert_eq!(build(&c, false, true).len(), 1);
+        let bare = Arc::new(load("").unwrap());
+        assert!(
+            build(&bare, true, true).is_empty(),
+            "no domains, no zones: nothing to run"
+        );
+    }
+}
