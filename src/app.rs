@@ -27,6 +27,7 @@ pub struct Options {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub max_connections: usize,
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Binds `:port` to every interface (IPv6 and IPv4 where possible), like other exporters.
@@ -50,6 +51,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .config_last_reload_success_timestamp
         .set(clock.unix());
     let state = StateDir::open(&config.exporter.state_dir).map_err(|e| e.to_string())?;
+    let web = match &opts.web_config_file {
+        Some(f) => Some(Arc::new(
+            crate::web_config::WebConfig::open(f).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     let listener = bind(&opts.listen_address).await?;
     let local = listener
         .local_addr()
@@ -69,6 +76,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         telemetry_path: opts.telemetry_path.clone(),
         enable_lifecycle: opts.enable_lifecycle,
         prober: Some(dns_prober.clone()),
+        web,
         status: Default::default(),
     });
     let grace = config.exporter.shutdown_timeout.get();

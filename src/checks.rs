@@ -65,6 +65,11 @@ pub fn build(
             boards.routes.clone(),
         )));
     }
+    if wanted(Kind::Reports)
+        && let Some(c) = crate::reports::ReportsCheck::from_config(config)
+    {
+        checks.push(Arc::new(c));
+    }
     checks.extend(crate::dns::check::build(
         config,
         wanted(Kind::Dns),

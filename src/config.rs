@@ -79,6 +79,7 @@ pub struct Seed {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub spam_folder: SpamFolder,
+    pub authserv_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -723,6 +724,7 @@ impl Validator<'_> {
                 ca_file,
                 insecure_skip_verify: s.insecure_skip_verify,
                 spam_folder,
+                authserv_id: s.authserv_id,
             });
         }
         out

@@ -12,10 +12,12 @@
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
+//! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
 //! - [`tls`]: rustls client configuration, certificate expiry, handshake failure reasons.
+//! - [`web_config`]: `--web.config.file`: TLS and basic auth for the endpoints.
 
 pub mod app;
 pub mod canary;
@@ -28,7 +30,9 @@ pub mod landing;
 pub mod logging;
 pub mod metrics;
 pub mod observed;
+pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod web_config;

@@ -117,19 +117,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None => {
-            if let Some(f) = &cli.web_config_file {
-                eprintln!(
-                    "--web.config.file {}: TLS and basic auth are not supported by this version yet; put the exporter behind a TLS-terminating proxy",
-                    f.display()
-                );
-                return ExitCode::FAILURE;
-            }
             let opts = app::Options {
                 config_file: cli.config_file,
                 listen_address: cli.listen_address,
                 telemetry_path: cli.telemetry_path,
                 enable_lifecycle: cli.enable_lifecycle,
                 max_connections: cli.max_connections as usize,
+                web_config_file: cli.web_config_file,
             };
             match runtime.block_on(app::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -210,9 +204,18 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::ParseReport { json: _, files: _ }) => {
-            eprintln!("parse-report: reading reports is not built into this version yet");
-            ExitCode::from(2)
+        Some(Command::ParseReport { json, files }) => {
+            let ok = deliverability_exporter::reports::cli::run(
+                &files,
+                json,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

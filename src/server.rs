@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::metrics::{Metrics, TEXT_CONTENT_TYPE};
 use crate::schedule::History;
+use crate::web_config::{WebConfig, WebSettings};
 
 /// Answers `/probe?module=...&target=...`: the metrics of one target, checked now.
 pub trait Prober: Send + Sync {
@@ -48,6 +49,8 @@ pub struct AppState {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub prober: Option<Arc<dyn Prober>>,
+    /// `--web.config.file`: TLS and basic auth.
+    pub web: Option<Arc<WebConfig>>,
     /// Extra sections of the landing page (the status views of the checks).
     pub status: Mutex<Vec<Arc<dyn StatusSection>>>,
 }
@@ -121,26 +124,20 @@ pub async fn serve(
         let header_timeout = opts.header_read_timeout;
         conns.spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(16 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            let settings = state.web.as_ref().map(|w| w.settings());
+            match settings.as_ref().and_then(|s| s.tls.clone()) {
+                None => serve_conn(stream, state, settings, peer, header_timeout, shutdown).await,
+                Some(tls) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                    match tokio::time::timeout(header_timeout, accept).await {
+                        Ok(Ok(s)) => {
+                            serve_conn(s, state, settings, peer, header_timeout, shutdown).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                     }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -148,6 +145,42 @@ pub async fn serve(
     conns.close();
     if tokio::time::timeout(grace, conns.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open at shutdown were closed");
+    }
+}
+
+/// Serves one connection (plain or TLS) until it ends or shutdown.
+async fn serve_conn<S>(
+    stream: S,
+    state: Arc<AppState>,
+    settings: Option<Arc<WebSettings>>,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let settings = settings.clone();
+        async move { Ok::<_, Infallible>(handle(&state, settings.as_deref(), req, peer).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(16 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -163,10 +196,40 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     r
 }
 
-async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+async fn handle(
+    state: &AppState,
+    settings: Option<&WebSettings>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let resp = route(state, &req, &path, &method).await;
+    let mut resp = match (&state.web, settings) {
+        (Some(web), Some(s))
+            if !web.authorized(
+                s,
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+            ) =>
+        {
+            let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            r
+        }
+        _ => route(state, &req, &path, &method).await,
+    };
+    if let Some(s) = settings {
+        for (k, v) in &s.headers {
+            if let (Ok(k), Ok(v)) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+    }
     tracing::debug!(peer = %peer, method = %method, path = %path, status = resp.status().as_u16(), "request");
     resp
 }

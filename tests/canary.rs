@@ -29,7 +29,7 @@ fn provider(
 /// One seed: `address` receives, the IMAP login is seedK's.
 fn seed(st: &Stack, name: &str, address: &str, k: u32) -> String {
     format!(
-        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nusername = \"seed{k}@seed.test\"\npassword = \"pw-seed{k}\"\nca_file = \"{}\"\n\n",
+        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nusername = \"seed{k}@seed.test\"\npassword = \"pw-seed{k}\"\nca_file = \"{}\"\nauthserv_id = \"mx.seed.test\"\n\n",
         st.port("DX_IMAPS_PORT"),
         st.get("DX_CA_FILE")
     )
@@ -101,6 +101,15 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
         "canary@dx.test",
         ca,
         "headers = { \"X-DX-Junk\" = \"yes\" }",
+    );
+    body += &provider(
+        "baddomain",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        "starttls",
+        Some(("sender2@dx.test", "pw-sender2")),
+        "canary@bad.test",
+        ca,
+        "",
     );
     body += &seed(&st, "s1", "seed1@seed.test", 1);
     let cfg = config(&dir, "deadline = \"30s\"", &body);
@@ -222,6 +231,66 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
             &[("provider", "starttls"), ("mechanism", "plain")]
         ),
         Some(1.0)
+    );
+
+    // The receiver's verdicts: dx.test is signed and published properly, bad.test is not.
+    for p in ["starttls", "implicit", "plain"] {
+        for method in ["spf", "dkim", "dmarc"] {
+            let l = [
+                ("provider", p),
+                ("seed", "s1"),
+                ("method", method),
+                ("result", "pass"),
+            ];
+            assert_eq!(
+                s.value("deliverability_canary_auth_results_total", &l),
+                Some(1.0),
+                "{p} {method}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    for method in ["spf", "dkim", "dmarc"] {
+        let l = [
+            ("provider", "baddomain"),
+            ("seed", "s1"),
+            ("method", method),
+            ("result", "fail"),
+        ];
+        assert_eq!(
+            s.value("deliverability_canary_auth_results_total", &l),
+            Some(1.0),
+            "baddomain {method}: {}",
+            s.0
+        );
+        assert_eq!(
+            s.value(
+                "deliverability_canary_auth_results_total",
+                &[l[0], l[1], l[2], ("result", "pass")]
+            ),
+            Some(0.0)
+        );
+    }
+    // rspamd's score is recorded; the junk header scores high.
+    let junk_score = s
+        .value(
+            "deliverability_canary_spam_score",
+            &[("provider", "junky"), ("seed", "s1"), ("source", "rspamd")],
+        )
+        .expect("rspamd score");
+    let clean_score = s
+        .value(
+            "deliverability_canary_spam_score",
+            &[
+                ("provider", "starttls"),
+                ("seed", "s1"),
+                ("source", "rspamd"),
+            ],
+        )
+        .expect("rspamd score");
+    assert!(
+        junk_score > 10.0 && clean_score < 5.0,
+        "junk {junk_score}, clean {clean_score}"
     );
 
     // The provider's extra header sends its canary to Junk: spam placement is a failure.

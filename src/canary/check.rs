@@ -309,6 +309,7 @@ impl Check for CanaryCheck {
             for role in [Role::Inbox, Role::Spam] {
                 let w = Watcher {
                     ready: self.ready.clone(),
+                    authserv_id: seed.authserv_id.clone(),
                     seed: seed.name.clone(),
                     role,
                     endpoint: seed_endpoint(seed, secret.clone()),
@@ -435,7 +436,16 @@ impl Sightings for Arrivals {
                     &flight.seed,
                     &f.headers,
                 );
-                tracing::info!(provider = %flight.provider, seed = %flight.seed, placement, latency_seconds = latency, "canary delivered");
+                tracing::info!(
+                    provider = %flight.provider,
+                    seed = %flight.seed,
+                    placement,
+                    latency_seconds = latency,
+                    token = %f.token,
+                    noticed_at = f.arrived,
+                    recorded_at = self.ctx.clock.unix(),
+                    "canary delivered"
+                );
                 self.board.delivered(
                     &flight.provider,
                     &flight.seed,

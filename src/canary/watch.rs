@@ -25,6 +25,7 @@ use futures::StreamExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use crate::canary::headers::{self, CanaryHeaders};
 use crate::clock::Clock;
 use crate::config::{CanaryConfig, Cleanup, SpamFolder};
 use crate::imap::{self, Endpoint, ImapError, ImapErrorKind, ImapSession, step};
@@ -67,8 +68,8 @@ pub struct Found {
     pub arrived: f64,
     /// The server's INTERNALDATE, unix seconds.
     pub internal_date: Option<i64>,
-    /// The raw header block.
-    pub headers: Vec<u8>,
+    /// What its headers say: token, the receiver's verdicts, spam scores, Received chain.
+    pub headers: CanaryHeaders,
 }
 
 /// What the watcher should do with a canary it reported.
@@ -129,6 +130,8 @@ impl Readiness {
 
 pub struct Watcher {
     pub ready: Arc<Readiness>,
+    /// The receiver's authserv-id: only its Authentication-Results are trusted.
+    pub authserv_id: Option<String>,
     pub seed: String,
     pub role: Role,
     pub endpoint: Endpoint,
@@ -149,37 +152,6 @@ const SPAM_NAMES: [&str; 7] = [
     "Bulk",
     "Bulk Mail",
 ];
-
-/// The token format is `dx-` followed by lower-case base32; this finds it in a Subject.
-pub fn token_in_subject(subject: &str) -> Option<String> {
-    let start = subject.find("dx-")?;
-    let tail: String = subject[start + 3..]
-        .chars()
-        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        .collect();
-    (tail.len() >= 16).then(|| format!("dx-{tail}"))
-}
-
-/// Reads one header's unfolded value from a raw header block.
-pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
-    let (parsed, _) = mailparse::parse_headers(headers).ok()?;
-    use mailparse::MailHeaderMap;
-    parsed.get_first_value(name)
-}
-
-/// The canary token of a message: the header, else the Subject.
-pub fn token_of(headers: &[u8]) -> Option<String> {
-    if let Some(v) = header_value(headers, crate::canary::message::TOKEN_HEADER) {
-        let v = v.trim();
-        if v.starts_with("dx-")
-            && v.len() <= 64
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Some(v.to_string());
-        }
-    }
-    header_value(headers, "Subject").and_then(|s| token_in_subject(&s))
-}
 
 impl Watcher {
     fn label(&self) -> [&str; 2] {
@@ -386,7 +358,7 @@ impl Watcher {
         let query = format!(
             "UID {}:* OR HEADER {} \"dx-\" SUBJECT \"dx-\"",
             *last_uid + 1,
-            crate::canary::message::TOKEN_HEADER
+            crate::canary::token::TOKEN_HEADER
         );
         let mut uids: Vec<u32> = step("UID SEARCH", limit, s.uid_search(&query))
             .await?
@@ -420,12 +392,10 @@ impl Watcher {
             let f = f.map_err(|e| imap::command_error("UID FETCH", e))?;
             let Some(uid) = f.uid else { continue };
             *last_uid = (*last_uid).max(uid);
-            let headers = f
-                .header()
-                .map(|h| h[..h.len().min(256 * 1024)].to_vec())
-                .unwrap_or_default();
+            let headers =
+                headers::parse(f.header().unwrap_or_default(), self.authserv_id.as_deref());
             let internal_date = f.internal_date().map(|d| d.timestamp());
-            let Some(token) = token_of(&headers) else {
+            let Some(token) = headers.token.clone() else {
                 continue;
             };
             let arrived = match noticed {
@@ -527,22 +497,5 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[]), "");
-    }
-
-    #[test]
-    fn tokens_from_header_or_subject() {
-        let h = b"Subject: Delivery check dx-abcdefghijklmnop2345\r\nX-Deliverability-Canary: dx-abcdefghijklmnop2345\r\n\r\n";
-        assert_eq!(token_of(h).as_deref(), Some("dx-abcdefghijklmnop2345"));
-        let rewritten =
-            b"Subject: Delivery check dx-abcdefghijklmnop2345\r\nMessage-ID: <x@ses>\r\n\r\n";
-        assert_eq!(
-            token_of(rewritten).as_deref(),
-            Some("dx-abcdefghijklmnop2345")
-        );
-        let folded = b"Subject: Delivery\r\n check dx-abcdefghijklmnop2345 now\r\n\r\n";
-        assert_eq!(token_of(folded).as_deref(), Some("dx-abcdefghijklmnop2345"));
-        assert_eq!(token_of(b"Subject: dx-short\r\n\r\n"), None);
-        assert_eq!(token_of(b"X-Deliverability-Canary: <script>\r\n\r\n"), None);
-        assert_eq!(token_of(b"\xff\xfe garbage"), None);
     }
 }

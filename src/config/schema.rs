@@ -272,6 +272,9 @@ pub struct SeedSpec {
     /// `"auto"` (SPECIAL-USE \Junk, then well-known names) or the folder's name.
     #[serde(default = "auto")]
     pub spam_folder: String,
+    /// The receiving server's authserv-id (e.g. `mx.google.com`): only Authentication-Results
+    /// headers with it are trusted. Unset: the topmost header is.
+    pub authserv_id: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }

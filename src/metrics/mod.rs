@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod dns;
+pub mod reports;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -28,6 +29,8 @@ pub struct Metrics {
 
     pub canary: canary::CanaryMetrics,
     pub dns: dns::DnsMetrics,
+    // --- DMARC aggregate and TLS-RPT reports
+    pub reports: reports::ReportMetrics,
 }
 
 pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -129,6 +132,7 @@ impl Metrics {
             ),
             canary: canary::CanaryMetrics::new(&r),
             dns: dns::DnsMetrics::new(&r),
+            reports: reports::ReportMetrics::register(&r),
             registry: r,
         }
     }

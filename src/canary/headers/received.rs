@@ -1,0 +1,465 @@
+//! The `Received:` chain (RFC 5321 §4.4): each hop's `from` host and connecting IP, `by`
+//! host, `with` protocol, `id` and date, top (the last hop, the receiver's) first. The IP is
+//! the first bracketed address in the `from` clause (`from helo (rdns [IP])`, Exim's
+//! `from [IP]`, `[IPv6:...]`), else the first bare address there (Microsoft's
+//! `from host (2603:10a6:...)`, qmail's `(1.2.3.4)`). Private and test addresses are kept:
+//! [`is_public`] and [`sending_ip`] are for callers that want the provider's public address.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::block::HeaderBlock;
+use super::{MAX_VALUE_LEN, truncate};
+use crate::canary::date::parse_date;
+
+/// More hops than this are ignored (Postfix bounces a message after 50).
+pub const MAX_HOPS: usize = 100;
+
+/// One `Received:` header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hop {
+    /// The host name after `from`, lower-cased.
+    pub from_host: Option<String>,
+    /// The address the hop's sender connected from.
+    pub ip: Option<IpAddr>,
+    /// The host name after `by`, lower-cased: who added the header.
+    pub by_host: Option<String>,
+    /// The protocol after `with` (`ESMTPS`, `LMTP`, `SMTP`).
+    pub with: Option<String>,
+    /// The queue id after `id`.
+    pub id: Option<String>,
+    /// The date after the last `;`, in Unix seconds.
+    pub date: Option<i64>,
+}
+
+/// Parses one `Received:` value.
+pub fn parse_received(value: &str) -> Hop {
+    let items = items(value);
+    let last_semi = items.iter().rposition(|i| matches!(i, Item::Semi(_)));
+    let mut hop = Hop {
+        date: last_semi.and_then(|i| match items[i] {
+            Item::Semi(at) => parse_date(value.get(at + 1..).unwrap_or("")),
+            _ => None,
+        }),
+        ..Hop::default()
+    };
+    let clauses = &items[..last_semi.unwrap_or(items.len())];
+    let mut clause = Clause::None;
+    let mut from_texts: Vec<&str> = Vec::new();
+    for item in clauses {
+        let (text, is_word) = match *item {
+            Item::Word(w) => (w, true),
+            Item::Comment(c) => (c, false),
+            Item::Semi(_) => continue,
+        };
+        if is_word && let Some(c) = Clause::named(text) {
+            clause = c;
+            continue;
+        }
+        if clause == Clause::From {
+            from_texts.push(text);
+        }
+        let slot = match clause {
+            Clause::From => &mut hop.from_host,
+            Clause::By => &mut hop.by_host,
+            Clause::With => &mut hop.with,
+            Clause::Id => &mut hop.id,
+            _ => continue,
+        };
+        if is_word && slot.is_none() {
+            let v = truncate(text, MAX_VALUE_LEN).trim_end_matches('.');
+            *slot = Some(match clause {
+                Clause::From | Clause::By => v.to_ascii_lowercase(),
+                _ => v.to_string(),
+            });
+        }
+    }
+    hop.ip = bracketed_ip(&from_texts).or_else(|| bare_ip(&from_texts));
+    hop
+}
+
+/// Every hop in the block, top first.
+pub(crate) fn hops(block: &HeaderBlock<'_>) -> Vec<Hop> {
+    block
+        .all("Received")
+        .take(MAX_HOPS)
+        .map(|f| parse_received(&f.text()))
+        .collect()
+}
+
+/// Whether `ip` is a public unicast address: not unspecified, private (RFC 1918, unique
+/// local), shared (RFC 6598), loopback, link-local, documentation (RFC 5737, RFC 3849,
+/// RFC 9637), benchmarking, multicast, broadcast or reserved. IPv4-mapped IPv6 addresses
+/// are judged as IPv4.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_documentation()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || a == 0
+        || a >= 240
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 198 && (b == 18 || b == 19))
+        || (a == 192 && b == 0 && c == 0))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    // Global unicast is 2000::/3.
+    let global = (s[0] & 0xe000) == 0x2000;
+    let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] & 0xfff0) == 0x3ff0;
+    let benchmarking = s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0;
+    global && !documentation && !benchmarking
+}
+
+/// The public address that delivered the message into the receiver.
+///
+/// `authserv_host` is the receiver's name (its authserv-id, e.g. `mx.google.com`); its
+/// domain is that name without the first label when it has three or more (`google.com`).
+/// The receiver's hops are the run of hops, from the first one whose `by` host is in that
+/// domain, that stay in it; the answer is the public IP of the lowest of them that has one,
+/// the hop where the message came in from outside. When no hop names the receiver (or no
+/// name is given), it is the topmost public IP of the chain.
+pub fn sending_ip(hops: &[Hop], authserv_host: Option<&str>) -> Option<IpAddr> {
+    let public = |h: &Hop| h.ip.filter(|ip| is_public(*ip));
+    let domain = authserv_host.map(receiver_domain);
+    let ours = |h: &Hop| match (&domain, &h.by_host) {
+        (Some(d), Some(by)) => {
+            by == d
+                || by
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|p| p.ends_with('.'))
+        }
+        _ => false,
+    };
+    match hops.iter().position(ours) {
+        Some(first) => hops[first..]
+            .iter()
+            .take_while(|h| ours(h))
+            .filter_map(public)
+            .last(),
+        None => hops.iter().find_map(public),
+    }
+}
+
+fn receiver_domain(host: &str) -> String {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    match host.split_once('.') {
+        Some((_, rest)) if rest.contains('.') => rest.to_string(),
+        _ => host,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clause {
+    None,
+    From,
+    By,
+    Via,
+    With,
+    Id,
+    For,
+}
+
+impl Clause {
+    fn named(word: &str) -> Option<Clause> {
+        const NAMES: [(&str, Clause); 6] = [
+            ("from", Clause::From),
+            ("by", Clause::By),
+            ("via", Clause::Via),
+            ("with", Clause::With),
+            ("id", Clause::Id),
+            ("for", Clause::For),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(word))
+            .map(|&(_, c)| c)
+    }
+}
+
+/// A piece of a `Received:` value outside comments, or a whole (outermost) comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item<'a> {
+    Word(&'a str),
+    Comment(&'a str),
+    /// A `;` outside comments, at this byte offset.
+    Semi(usize),
+}
+
+/// Splits a value into words, outermost comments and `;`s in one pass; an unclosed comment
+/// runs to the end.
+fn items(v: &str) -> Vec<Item<'_>> {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        match b[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b')' => i += 1,
+            b';' => {
+                out.push(Item::Semi(i));
+                i += 1;
+            }
+            b'(' => {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    match b[i] {
+                        b'(' => depth += 1,
+                        b')' => depth -= 1,
+                        b'\\' => i += 1,
+                        _ => {}
+                    }
+                    i += 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                let end = i.min(b.len());
+                out.push(Item::Comment(v.get(start + 1..end).unwrap_or("")));
+            }
+            _ => {
+                while i < b.len()
+                    && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b';')
+                {
+                    i += 1;
+                }
+                out.push(Item::Word(v.get(start..i).unwrap_or("")));
+            }
+        }
+    }
+    out
+}
+
+/// The first `[address]` (with an optional `IPv6:` tag) in the texts.
+fn bracketed_ip(texts: &[&str]) -> Option<IpAddr> {
+    texts.iter().find_map(|t| {
+        t.split('[')
+            .skip(1)
+            .find_map(|rest| ip_literal(rest.split(']').next().unwrap_or("")))
+    })
+}
+
+/// The first piece of the texts that is an address on its own.
+fn bare_ip(texts: &[&str]) -> Option<IpAddr> {
+    texts.iter().find_map(|t| {
+        t.split(|c: char| c.is_whitespace() || "()[],;=\"<>".contains(c))
+            .find_map(ip_literal)
+    })
+}
+
+fn ip_literal(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let s = match s.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => &s[5..],
+        _ => s,
+    };
+    // An address is at most 45 characters; longer pieces are not parsed at all.
+    (s.len() <= 45).then(|| s.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn postfix_hop() {
+        let h = parse_received(
+            "from mta.sender.example (mta.sender.example [198.51.100.7])\tby mx.receiver.example (Postfix) with ESMTPS id ABC123\tfor <target@receiver.example>; Mon, 01 Apr 2026 10:00:00 +0000",
+        );
+        assert_eq!(
+            h,
+            Hop {
+                from_host: Some("mta.sender.example".into()),
+                ip: Some(ip("198.51.100.7")),
+                by_host: Some("mx.receiver.example".into()),
+                with: Some("ESMTPS".into()),
+                id: Some("ABC123".into()),
+                date: Some(1_775_037_600),
+            }
+        );
+    }
+
+    #[test]
+    fn gmail_exim_microsoft_qmail_and_lmtp_hops() {
+        let gmail = parse_received(
+            "from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41]) by mx.google.com with SMTPS id a1sor123.2026.11.29.04.35.59 for <seed@gmail.com> (Google Transport Security); Sat, 28 Nov 2026 20:35:59 -0800 (PST)",
+        );
+        assert_eq!(gmail.ip, Some(ip("209.85.220.41")));
+        assert_eq!(gmail.from_host.as_deref(), Some("mail-sor-f41.google.com"));
+        assert_eq!(gmail.date, Some(1_795_926_959));
+
+        let exim = parse_received(
+            "from [203.0.113.50] (port=41234 helo=client.example) by smtp.example.net with esmtpsa (TLS1.3) tls TLS_AES_256_GCM_SHA384 (Exim 4.97) (envelope-from <a@example.net>) id 1tXyZa-000abc-2B; Sun, 29 Nov 2026 04:35:59 +0000",
+        );
+        assert_eq!(exim.ip, Some(ip("203.0.113.50")));
+        assert_eq!(exim.with.as_deref(), Some("esmtpsa"));
+        assert_eq!(exim.id.as_deref(), Some("1tXyZa-000abc-2B"));
+
+        let ms = parse_received(
+            "from AM6PR04MB1234.eurprd04.prod.outlook.com (2603:10a6:20b:ee::17) by AM6PR04MB5678.eurprd04.prod.outlook.com (2603:10a6:20b:ff::3) with Microsoft SMTP Server (version=TLS1_2, cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) id 15.20.8207.18; Sun, 29 Nov 2026 04:35:59 +0000",
+        );
+        assert_eq!(ms.ip, Some(ip("2603:10a6:20b:ee::17")), "not the by host's");
+        assert_eq!(ms.with.as_deref(), Some("Microsoft"));
+        assert_eq!(ms.date, Some(1_795_926_959));
+
+        let qmail = parse_received(
+            "from unknown (HELO relay) (192.0.2.9) by mail.example with SMTP; 29 Nov 2026 04:35:59 -0000",
+        );
+        assert_eq!(qmail.ip, Some(ip("192.0.2.9")));
+        assert_eq!(qmail.from_host.as_deref(), Some("unknown"));
+
+        let lmtp = parse_received(
+            "from mx.seed.test ([127.0.0.1])\r\n\tby imap.seed.test with LMTP\r\n\tid kLmN (envelope-from <canary@dx.test>)\r\n\tfor <seed1@seed.test>; Sun, 29 Nov 2026 04:35:59 +0000",
+        );
+        assert_eq!(lmtp.ip, Some(ip("127.0.0.1")));
+        assert_eq!(lmtp.by_host.as_deref(), Some("imap.seed.test"));
+
+        let internal = parse_received(
+            "by 2002:a05:7010:e40e:b0:6d1:2b3c:4d5e with SMTP id x9csp1; Sun, 29 Nov 2026 04:35:59 +0000",
+        );
+        assert_eq!(internal.ip, None, "no from clause");
+        assert_eq!(
+            internal.by_host.as_deref(),
+            Some("2002:a05:7010:e40e:b0:6d1:2b3c:4d5e")
+        );
+    }
+
+    #[test]
+    fn missing_or_broken_parts_are_none() {
+        assert_eq!(parse_received(""), Hop::default());
+        let no_date = parse_received("from a.example (a.example [192.0.2.1]) by b.example");
+        assert_eq!(no_date.date, None);
+        assert_eq!(no_date.ip, Some(ip("192.0.2.1")));
+        let bad = parse_received("from x ([999.1.1.1] [not-an-ip]) by y; yesterday");
+        assert_eq!((bad.ip, bad.date), (None, None));
+        let unclosed = parse_received("from x ([192.0.2.1] by y; Sun, 29 Nov 2026 04:35:59 +0000");
+        assert_eq!(unclosed.ip, Some(ip("192.0.2.1")));
+        assert_eq!(unclosed.by_host, None, "inside the unclosed comment");
+        assert_eq!(unclosed.date, None);
+        let semi_in_comment =
+            parse_received("from x (a; b [192.0.2.1]) by y; Sun, 29 Nov 2026 04:35:59 +0000");
+        assert_eq!(semi_in_comment.date, Some(1_795_926_959));
+        assert_eq!(semi_in_comment.by_host.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn public_addresses() {
+        for s in [
+            "209.85.220.41",
+            "40.107.22.100",
+            "2a00:1450:4864:20::42f",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public(ip(s)), "{s}");
+        }
+        for s in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "192.0.0.8",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "2001:db8::1",
+            "3fff::1",
+            "2001:2::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::1",
+        ] {
+            assert!(!is_public(ip(s)), "{s}");
+        }
+    }
+
+    fn hop(from: &str, ip_: Option<&str>, by: &str) -> Hop {
+        Hop {
+            from_host: Some(from.into()),
+            ip: ip_.map(ip),
+            by_host: Some(by.into()),
+            ..Hop::default()
+        }
+    }
+
+    #[test]
+    fn the_sending_ip_is_where_mail_entered_the_receiver() {
+        let chain = [
+            hop("localhost", Some("127.0.0.1"), "imap.receiver.example"),
+            hop(
+                "mx-in.receiver.example",
+                Some("20.1.1.1"),
+                "store.receiver.example",
+            ),
+            hop(
+                "mta.sender.example",
+                Some("34.2.2.2"),
+                "mx.receiver.example",
+            ),
+            hop("app.sender.example", Some("10.0.0.5"), "mta.sender.example"),
+        ];
+        let name = Some("mx.receiver.example");
+        assert_eq!(sending_ip(&chain, name), Some(ip("34.2.2.2")));
+        assert_eq!(
+            sending_ip(&chain, None),
+            Some(ip("20.1.1.1")),
+            "without a name: the topmost public address"
+        );
+        assert_eq!(
+            sending_ip(&chain, Some("other.example")),
+            Some(ip("20.1.1.1"))
+        );
+        let gmail = [
+            Hop {
+                by_host: Some("2002:a05:7010::1".into()),
+                ..Hop::default()
+            },
+            hop(
+                "mail-sor-f41.google.com",
+                Some("209.85.220.41"),
+                "mx.google.com",
+            ),
+            Hop {
+                by_host: Some("mail-sor-f41.google.com".into()),
+                ..Hop::default()
+            },
+        ];
+        assert_eq!(
+            sending_ip(&gmail, Some("mx.google.com")),
+            Some(ip("209.85.220.41"))
+        );
+        let local = [hop("localhost", Some("127.0.0.1"), "mx.seed.test")];
+        assert_eq!(sending_ip(&local, Some("mx.seed.test")), None);
+        assert_eq!(sending_ip(&[], None), None);
+        assert_eq!(receiver_domain("MX.Google.com."), "google.com");
+        assert_eq!(receiver_domain("example.org"), "example.org");
+    }
+}

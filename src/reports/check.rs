@@ -1,0 +1,164 @@
+//! The `reports` check: on every interval, scans each `dir` report source and counts the new
+//! reports into the report metrics.
+//!
+//! The work is blocking (file system, decompression, parsing), so it runs on tokio's blocking
+//! pool. One process-wide lock serialises scans, so a run that outlived its deadline, or the
+//! previous configuration's check during a reload, can never read the same file at the same
+//! time as another; the ledger is loaded from the state directory at the start of every run
+//! for the same reason. A run stops taking new files shortly before its deadline or when
+//! shutdown begins; the rest waits for the next run.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::count::Counting;
+use super::dir::{DirSource, ScanContext, ScanSummary};
+use super::error::REASONS;
+use super::ledger::Ledger;
+use super::names::{Domains, SourceNames};
+use super::unpack::Limits;
+use crate::config::{Config, SourceKind, UnknownDomains};
+use crate::schedule::{BoxFuture, Check, CheckError, Context};
+
+static SCAN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The scheduled report reader.
+#[derive(Clone)]
+pub struct ReportsCheck {
+    interval: Duration,
+    sources: Vec<DirSource>,
+    source_map: Vec<crate::config::SourceMapEntry>,
+    domains: Vec<String>,
+    unknown: UnknownDomains,
+    limits: Limits,
+    label_limit: usize,
+    retention: Duration,
+}
+
+impl ReportsCheck {
+    /// The check for `config`, when `[reports]` is enabled and has `dir` sources. Relative
+    /// paths are relative to the configuration file, as validation checked them.
+    pub fn from_config(config: &Config) -> Option<ReportsCheck> {
+        let r = &config.reports;
+        let base = config.path.parent().unwrap_or(Path::new(""));
+        let sources: Vec<DirSource> = r
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Dir)
+            .filter_map(|s| {
+                let p = s.path.as_ref()?;
+                Some(DirSource {
+                    name: s.name.0.clone(),
+                    path: if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        base.join(p)
+                    },
+                    move_files: s.move_files,
+                })
+            })
+            .collect();
+        if !r.enabled {
+            return None;
+        }
+        for s in r.sources.iter().filter(|s| s.kind == SourceKind::Imap) {
+            tracing::warn!(source = %s.name.0, "IMAP report sources are not read by this version; only kind = \"dir\" is");
+        }
+        if sources.is_empty() {
+            return None;
+        }
+        Some(ReportsCheck {
+            interval: r.interval.get(),
+            sources,
+            source_map: r.source_map.clone(),
+            domains: config.domains.iter().map(|d| d.name.clone()).collect(),
+            unknown: r.unknown_domains,
+            limits: Limits::from_config(r),
+            label_limit: r.label_limit,
+            retention: r.ledger_retention.get(),
+        })
+    }
+
+    /// Scans every source once (blocking).
+    fn scan_all(&self, ctx: &Context, stop_at: Instant) -> Result<ScanSummary, CheckError> {
+        let _guard = SCAN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics = &ctx.metrics.reports;
+        metrics.set_label_limit(self.label_limit);
+        for s in &self.sources {
+            metrics.init_source(&s.name, REASONS);
+        }
+        let mut ledger = Ledger::load(&ctx.state).map_err(|e| CheckError(e.to_string()))?;
+        let sources = SourceNames::new(&self.source_map, &ctx.observed.sending_ips());
+        let domains = Domains::new(self.domains.iter().map(String::as_str), self.unknown);
+        let token = ctx.shutdown.clone();
+        let cancelled = move || token.is_cancelled();
+        let mut total = ScanSummary::default();
+        let mut failures = Vec::new();
+        for s in &self.sources {
+            let cx = ScanContext {
+                state: &ctx.state,
+                counting: Counting {
+                    metrics,
+                    domains: &domains,
+                    sources: &sources,
+                },
+                limits: self.limits,
+                now: ctx.clock.unix() as u64,
+                retention_secs: self.retention.as_secs(),
+                stop_at,
+                cancelled: &cancelled,
+            };
+            match s.scan(&mut ledger, &cx) {
+                Ok(summary) => total.add(&summary),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(CheckError(failures.join("; ")))
+        }
+    }
+}
+
+/// One line for the landing page and the log.
+pub fn describe(s: &ScanSummary) -> String {
+    let mut line = format!(
+        "{} files read: {} reports counted, {} duplicates, {} files without a report",
+        s.files, s.counted, s.duplicates, s.failed
+    );
+    if s.ignored > 0 {
+        line.push_str(&format!(", {} for unconfigured domains ignored", s.ignored));
+    }
+    if s.deferred > 0 {
+        line.push_str(&format!(", {} files left for the next run", s.deferred));
+    }
+    if s.move_errors > 0 {
+        line.push_str(&format!(", {} files could not be moved", s.move_errors));
+    }
+    line
+}
+
+impl Check for ReportsCheck {
+    fn name(&self) -> &'static str {
+        "reports"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
+        Box::pin(async move {
+            // Leave a tenth of the deadline for the last batch to finish.
+            let stop_at = Instant::now() + self.deadline().mul_f64(0.9);
+            let this = Arc::new(self.clone());
+            let ctx = ctx.clone();
+            let summary = tokio::task::spawn_blocking(move || this.scan_all(&ctx, stop_at))
+                .await
+                .map_err(|e| CheckError(format!("report scan stopped: {e}")))??;
+            Ok(describe(&summary))
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! Turns reports into metric increments, with every label bounded (see [`super::names`]) and
+//! every label set admitted through the cap of [`crate::metrics::reports`].
+//!
+//! Counting never decides *whether* a report is new: the ledger does that before anything is
+//! counted. This only knows how a new report maps onto the families.
+
+use super::error::ReadError;
+use super::model::{AggregateReport, Policy, Report, TlsReport};
+use super::names::{Domains, SourceNames, reporter_label};
+use crate::metrics::reports::{Family, ReportMetrics};
+
+/// What counting needs besides the report.
+pub struct Counting<'a> {
+    pub metrics: &'a ReportMetrics,
+    pub domains: &'a Domains,
+    pub sources: &'a SourceNames,
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+impl Counting<'_> {
+    /// Counts a new report. `false` when nothing was counted because its domains are not
+    /// configured and `reports.unknown_domains = "ignore"`.
+    pub fn count(&self, report: &Report) -> bool {
+        match report {
+            Report::Dmarc(r) => self.count_dmarc(r),
+            Report::Tls(r) => self.count_tls(r),
+        }
+    }
+
+    /// Counts a part that gave no report.
+    pub fn count_error(&self, source: &str, error: &ReadError) {
+        self.metrics
+            .errors
+            .with_label_values(&[source, error.reason()])
+            .inc();
+    }
+
+    fn count_dmarc(&self, r: &AggregateReport) -> bool {
+        let Some(domain) = self.domains.label(&r.policy.domain) else {
+            return false;
+        };
+        let reporter = reporter_label(&r.email, &r.org_name);
+        let m = self.metrics;
+        let l = m.admit(Family::Reports, &[&domain, &reporter], &[1]);
+        m.reports.with_label_values(&l).inc();
+        for (key, &n) in &r.tallies {
+            let labels = [
+                domain.as_str(),
+                reporter.as_str(),
+                self.sources.name(key.source),
+                key.disposition.as_str(),
+                if key.dmarc_pass { "pass" } else { "fail" },
+                yes_no(key.spf_aligned),
+                yes_no(key.dkim_aligned),
+            ];
+            let l = m.admit(Family::Messages, &labels, &[1, 2]);
+            m.messages.with_label_values(&l).inc_by(n);
+        }
+        if r.end > 0 {
+            let l = m.admit(Family::WindowEnd, &[&domain, &reporter], &[1]);
+            let g = m.window_end.with_label_values(&l);
+            let end = r.end as f64;
+            if end >= g.get() {
+                g.set(end);
+                for p in Policy::ALL {
+                    let l = m.admit(Family::Policy, &[&domain, &reporter, p.as_str()], &[1]);
+                    m.policy
+                        .with_label_values(&l)
+                        .set(i64::from(*p == r.policy.p));
+                }
+            }
+        }
+        true
+    }
+
+    fn count_tls(&self, r: &TlsReport) -> bool {
+        let reporter = reporter_label(
+            r.contact_info.as_deref().unwrap_or(""),
+            &r.organization_name,
+        );
+        let m = self.metrics;
+        let mut counted = false;
+        for p in &r.policies {
+            let Some(domain) = self.domains.label(&p.domain) else {
+                continue;
+            };
+            counted = true;
+            for (result, n) in [("successful", p.successful), ("failed", p.failed)] {
+                let l = m.admit(Family::TlsSessions, &[&domain, &reporter, result], &[1]);
+                m.tls_sessions.with_label_values(&l).inc_by(n);
+            }
+            for (kind, &n) in &p.failed_by_type {
+                let l = m.admit(
+                    Family::TlsFailures,
+                    &[&domain, &reporter, kind.as_str()],
+                    &[1],
+                );
+                m.tls_failures.with_label_values(&l).inc_by(n);
+            }
+        }
+        counted
+    }
+}
