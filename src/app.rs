@@ -66,6 +66,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let history = Arc::new(History::default());
     let (reload_tx, mut reload_rx) = mpsc::channel::<server::ReloadRequest>(4);
+    let dns_prober = Arc::new(crate::dns::probe::DnsProber::new(config.clone()));
     let app = Arc::new(AppState {
         metrics: metrics.clone(),
         config: std::sync::Mutex::new(config.clone()),
@@ -74,7 +75,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         reload: reload_tx,
         telemetry_path: opts.telemetry_path.clone(),
         enable_lifecycle: opts.enable_lifecycle,
-        prober: None,
+        prober: Some(dns_prober.clone()),
         web,
         status: Default::default(),
     });
@@ -128,6 +129,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         };
         let result = reload(&opts, &app, &metrics, &clock);
         if let Ok(new) = &result {
+            dns_prober.update(new.clone());
             // Stop first: two schedules must not watch the same seeds or send twice.
             scheduler.stop(grace).await;
             ctx.metrics.reset_checks();

@@ -70,5 +70,10 @@ pub fn build(
     {
         checks.push(Arc::new(c));
     }
+    checks.extend(crate::dns::check::build(
+        config,
+        wanted(Kind::Dns),
+        wanted(Kind::Dnsbl),
+    ));
     checks
 }

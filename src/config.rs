@@ -765,6 +765,17 @@ impl Validator<'_> {
                 self.problem(format!("dnsbl.domains[{i}]"), e);
             }
         }
+        for (i, l) in d.lists.iter().enumerate() {
+            if !crate::dns::dnsbl::catalogue::is_known(l) {
+                self.problem(
+                    format!("dnsbl.lists[{i}]"),
+                    format!(
+                        "unknown list {l:?}; one of: {} (other zones go in [[dnsbl.custom]])",
+                        crate::dns::dnsbl::catalogue::names().join(", ")
+                    ),
+                );
+            }
+        }
         let mut names = HashSet::new();
         for (i, z) in d.custom.iter().enumerate() {
             if let Err(e) = check_host(&z.zone) {

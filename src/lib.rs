@@ -5,6 +5,7 @@
 //! - [`canary`]: canary messages: sending, watching seeds, headers.
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
+//! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
 //! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
 //! - [`landing`]: the HTML landing page.
@@ -23,6 +24,7 @@ pub mod canary;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod imap;
 pub mod landing;
 pub mod logging;

@@ -130,9 +130,10 @@ async fn counts_once_moves_files_and_survives_a_restart() {
     let config = Arc::new(config(&root, true));
     let metrics = Arc::new(Metrics::bare());
     let ctx = context(&root, &metrics);
+    // Only the reports check: [[domains]] also schedules the DNS record check.
     let checks = deliverability_exporter::checks::build(
         &config,
-        None,
+        Some(deliverability_exporter::checks::Kind::Reports),
         deliverability_exporter::checks::Mode::Serve,
         &Default::default(),
     );

@@ -5,6 +5,7 @@
 //! a fresh instance and return only those.
 
 pub mod canary;
+pub mod dns;
 pub mod reports;
 
 use prometheus::{
@@ -27,6 +28,7 @@ pub struct Metrics {
     pub check_runs: IntCounterVec,
 
     pub canary: canary::CanaryMetrics,
+    pub dns: dns::DnsMetrics,
     // --- DMARC aggregate and TLS-RPT reports
     pub reports: reports::ReportMetrics,
 }
@@ -129,6 +131,7 @@ impl Metrics {
                 &["check", "result"],
             ),
             canary: canary::CanaryMetrics::new(&r),
+            dns: dns::DnsMetrics::new(&r),
             reports: reports::ReportMetrics::register(&r),
             registry: r,
         }
