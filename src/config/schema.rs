@@ -297,8 +297,7 @@ pub struct DomainConfig {
     pub mta_sts_port: Option<Port>,
 }
 
-/// `[dns]`-independent settings of the DNS record checks live in `[[domains]]`; their
-/// interval is here so that one knob paces them all.
+/// `[dnsbl]`: DNS blacklists checked for the configured IPs and domains.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsblConfig {
