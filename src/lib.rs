@@ -5,6 +5,7 @@
 //! - [`canary`]: canary messages: sending, watching seeds, headers.
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
+//! - [`der`]: a minimal DER element reader (certificate expiry, RSA key size).
 //! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
 //! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
@@ -24,6 +25,7 @@ pub mod canary;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod der;
 pub mod dns;
 pub mod imap;
 pub mod landing;

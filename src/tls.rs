@@ -189,38 +189,17 @@ pub fn cert_not_after(der: &[u8]) -> Option<i64> {
     rest = der_next(rest)?.1; // issuer
     let (validity, _) = der_seq(rest)?;
     let after = der_next(validity)?.1; // skip notBefore
-    let (tag, value, _) = der_tlv(after)?;
+    let (tag, value, _) = crate::der::tlv(after)?;
     parse_time(tag, value)
 }
 
-/// (tag, contents, rest)
-fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    let (len, hdr) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    Some((tag, b.get(hdr..end)?, b.get(end..)?))
-}
-
 fn der_next(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    der_tlv(b).map(|(_, v, r)| (v, r))
+    crate::der::tlv(b).map(|(_, v, r)| (v, r))
 }
 
 fn der_seq(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    match der_tlv(b)? {
-        (0x30, v, r) => Some((v, r)),
+    match crate::der::tlv(b)? {
+        (crate::der::SEQUENCE, v, r) => Some((v, r)),
         _ => None,
     }
 }

@@ -146,21 +146,24 @@ impl CanaryCheck {
                     .set(i64::from(other == mech.as_str()));
             }
         }
-        let deadline = cfg.deadline.get().as_secs_f64();
+        // From here on the canary is awaited in its seed until its deadline.
+        let track = |done: std::time::SystemTime, uncertain: bool| {
+            let done = crate::clock::unix_seconds(done);
+            ctx.canaries.add(InFlight {
+                token: token.clone(),
+                provider: p.name.clone(),
+                seed: seed.name.clone(),
+                sent_at: crate::clock::unix_seconds(sent_at),
+                data_done: done,
+                deadline: done + cfg.deadline.get().as_secs_f64(),
+                uncertain,
+            });
+            m.in_flight.with_label_values(&labels).inc();
+        };
         match (&outcome.failure, outcome.data_done) {
             (None, Some(done)) => {
-                let done = crate::clock::unix_seconds(done);
                 m.sent.with_label_values(&labels).inc();
-                ctx.canaries.add(InFlight {
-                    token: token.clone(),
-                    provider: p.name.clone(),
-                    seed: seed.name.clone(),
-                    sent_at: crate::clock::unix_seconds(sent_at),
-                    data_done: done,
-                    deadline: done + deadline,
-                    uncertain: false,
-                });
-                m.in_flight.with_label_values(&labels).inc();
+                track(done, false);
                 tracing::debug!(provider = %p.name, seed = %seed.name, token = %token, reply = outcome.accepted.as_deref().unwrap_or(""), "canary sent");
                 self.board
                     .sent(&p.name, &seed.name, crate::clock::unix_seconds(sent_at));
@@ -181,18 +184,8 @@ impl CanaryCheck {
                 if f.class == FailureClass::Uncertain
                     && let Some(done) = outcome.data_done
                 {
-                    let done = crate::clock::unix_seconds(done);
                     m.uncertain.with_label_values(&labels).inc();
-                    ctx.canaries.add(InFlight {
-                        token: token.clone(),
-                        provider: p.name.clone(),
-                        seed: seed.name.clone(),
-                        sent_at: crate::clock::unix_seconds(sent_at),
-                        data_done: done,
-                        deadline: done + deadline,
-                        uncertain: true,
-                    });
-                    m.in_flight.with_label_values(&labels).inc();
+                    track(done, true);
                 }
                 tracing::warn!(provider = %p.name, seed = %seed.name, stage = f.stage.as_str(), class = f.class.as_str(), code = %code, enhanced = f.enhanced.as_deref().unwrap_or(""), error = %f.message, "canary send failed");
                 self.board.failed(
