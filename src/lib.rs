@@ -8,6 +8,7 @@
 //! - [`der`]: a minimal DER element reader (certificate expiry, RSA key size).
 //! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
+//! - [`http_client`]: outgoing HTTP/1.1 (MTA-STS policies, OAuth2 token refresh).
 //! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod der;
 pub mod dns;
+pub mod http_client;
 pub mod imap;
 pub mod landing;
 pub mod logging;

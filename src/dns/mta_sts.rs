@@ -11,9 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use crate::http_client::{self, HttpError, Target};
 
 use crate::dns::resolver::{Lookup, RType};
 use crate::dns::tags;
@@ -336,72 +334,42 @@ async fn fetch(dns: &dyn Lookup, host: &str, opts: &FetchOptions) -> Result<Stri
     let Some(ip) = addrs.first() else {
         return Err(fetch_err(format!("{host} has no A or AAAA record")));
     };
-    let tls = crate::tls::client_config(opts.ca_file.as_deref(), false, &[b"http/1.1"])
-        .map_err(|e| fetch_err(e.to_string()))?;
-    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(*ip, opts.port))
-        .await
-        .map_err(|e| fetch_err(format!("cannot connect to {ip} port {}: {e}", opts.port)))?;
-    let _ = tcp.set_nodelay(true);
-    let sni = crate::tls::server_name(host).map_err(fetch_err)?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(sni, tcp)
-        .await
-        .map_err(|e| match crate::tls::tls_failure_reason(&e) {
-            Some(r) if r.starts_with("certificate") => (Reason::Certificate, format!("{url}: {r}")),
-            Some(r) => fetch_err(format!("TLS handshake: {r}")),
-            None => fetch_err(format!("TLS handshake: {e}")),
-        })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| fetch_err(e.to_string()))?;
-    let driver = tokio::spawn(conn);
-    let _abort = AbortOnDrop(driver);
-    let req = hyper::Request::get("/.well-known/mta-sts.txt")
-        .header(hyper::header::HOST, host)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("deliverability_exporter/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(hyper::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fetch_err(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| fetch_err(e.to_string()))?;
-    if resp.status() != hyper::StatusCode::OK {
+    let target = Target {
+        https: true,
+        host: host.to_string(),
+        port: opts.port,
+        path: "/.well-known/mta-sts.txt".into(),
+    };
+    let (status, body) = http_client::send(http_client::Request {
+        method: hyper::Method::GET,
+        target: &target,
+        addr: SocketAddr::new(*ip, opts.port),
+        headers: Vec::new(),
+        body: Vec::new(),
+        ca_file: opts.ca_file.clone(),
+        timeout: opts.timeout,
+        max_body: MAX_POLICY_BYTES,
+    })
+    .await
+    .map_err(|e| match e {
+        HttpError::Tls {
+            reason,
+            certificate: true,
+        } => (Reason::Certificate, format!("{url}: {reason}")),
+        HttpError::TooLarge(n) => fetch_err(format!("the policy is larger than {n} bytes")),
+        other => fetch_err(other.to_string()),
+    })?;
+    if status != 200 {
         return Err(fetch_err(format!(
-            "HTTP status {} (must be 200; redirects are not followed)",
-            resp.status().as_u16()
+            "HTTP status {status} (must be 200; redirects are not followed)"
         )));
     }
-    let mut body = resp.into_body();
-    let mut buf: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| fetch_err(e.to_string()))?;
-        if let Some(data) = frame.data_ref() {
-            if buf.len() + data.len() > MAX_POLICY_BYTES {
-                return Err(fetch_err(format!(
-                    "the policy is larger than {MAX_POLICY_BYTES} bytes"
-                )));
-            }
-            buf.extend_from_slice(data);
-        }
-    }
-    String::from_utf8(buf).map_err(|_| {
+    String::from_utf8(body).map_err(|_| {
         (
             Reason::PolicySyntax,
             format!("{url}: the policy is not UTF-8 text"),
         )
     })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
