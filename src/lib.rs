@@ -13,6 +13,7 @@
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
+//! - [`oauth2`]: XOAUTH2 access tokens refreshed at a token endpoint.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
 //! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
@@ -33,6 +34,7 @@ pub mod imap;
 pub mod landing;
 pub mod logging;
 pub mod metrics;
+pub mod oauth2;
 pub mod observed;
 pub mod reports;
 pub mod schedule;

@@ -18,8 +18,9 @@ use crate::canary::send::{self, FailureClass, SendRequest};
 use crate::canary::tracker::{InFlight, Sighting};
 use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
 use crate::canary::{message, status::RouteBoard};
-use crate::config::{Config, Provider, Seed};
+use crate::config::{Config, Provider, Secret, Seed};
 use crate::imap::Endpoint;
+use crate::oauth2::{OAuthError, TokenSource};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
 /// A provider and its routes' seeds, each with its start offset in the round.
@@ -32,12 +33,24 @@ pub struct CanaryCheck {
     last_send: tokio::sync::Mutex<HashMap<String, Instant>>,
     board: Arc<RouteBoard>,
     ready: Arc<Readiness>,
+    /// XOAUTH2 token sources of the providers that refresh their access tokens.
+    tokens: HashMap<String, Arc<TokenSource>>,
     first_run: std::sync::atomic::AtomicBool,
 }
 
 impl CanaryCheck {
     pub fn new(config: Arc<Config>, oneshot: bool, board: Arc<RouteBoard>) -> CanaryCheck {
         CanaryCheck {
+            tokens: config
+                .providers
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.name.clone(),
+                        Arc::new(TokenSource::new(p.oauth2.clone()?)),
+                    ))
+                })
+                .collect(),
             config,
             oneshot,
             last_send: Default::default(),
@@ -108,13 +121,39 @@ impl CanaryCheck {
         })
         .map_err(|e| e.to_string())?;
         let helo = self.helo_name(p);
+        let access_token = match self.tokens.get(&p.name) {
+            None => None,
+            Some(src) => match src.token(cfg.smtp_timeout.get()).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let class = match e {
+                        OAuthError::Refused { .. } => FailureClass::Permanent,
+                        OAuthError::Unreachable { .. } => FailureClass::Network,
+                        OAuthError::BadResponse { .. } => FailureClass::Protocol,
+                    };
+                    m.send_failures
+                        .with_label_values(&[&p.name, &seed.name, "auth", class.as_str(), ""])
+                        .inc();
+                    m.success.with_label_values(&labels).set(0);
+                    let msg = format!("auth failed ({}): OAuth2 {e}", class.as_str());
+                    tracing::warn!(provider = %p.name, seed = %seed.name, error = %msg, "canary send failed");
+                    self.board.failed(
+                        &p.name,
+                        &seed.name,
+                        crate::clock::unix_seconds(sent_at),
+                        &msg,
+                    );
+                    return Err(format!("{}/{}: {msg}", p.name, seed.name));
+                }
+            },
+        };
         let outcome = send::send(SendRequest {
             provider: p,
             rcpt: &seed.address,
             message: &bytes,
             stage_timeout: cfg.smtp_timeout.get(),
             helo_name: &helo,
-            access_token: None,
+            access_token,
         })
         .await;
 
@@ -171,6 +210,12 @@ impl CanaryCheck {
             }
             (Some(f), _) => {
                 let code = f.code.map(|c| c.to_string()).unwrap_or_default();
+                if f.stage == send::Stage::Auth
+                    && let Some(src) = self.tokens.get(&p.name)
+                {
+                    // The server refused the access token: fetch a new one next time.
+                    src.invalidate().await;
+                }
                 m.send_failures
                     .with_label_values(&[
                         &p.name,
@@ -295,7 +340,12 @@ impl Check for CanaryCheck {
         });
         let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
         for seed in &cfg.seeds {
-            let Some(secret) = seed.password.clone() else {
+            let tokens = seed.oauth2.clone().map(|o| Arc::new(TokenSource::new(o)));
+            let Some(secret) = seed
+                .password
+                .clone()
+                .or_else(|| tokens.as_ref().map(|_| Secret::new("")))
+            else {
                 tracing::error!(seed = %seed.name, "seed has no password or access token; it cannot be watched");
                 continue;
             };
@@ -311,6 +361,7 @@ impl Check for CanaryCheck {
                     metrics: ctx.metrics.clone(),
                     clock: ctx.clock.clone(),
                     sightings: arrivals.clone(),
+                    tokens: tokens.clone(),
                 };
                 tasks.push(Box::pin(w.run(ctx.shutdown.clone())));
             }

@@ -140,6 +140,8 @@ pub struct Watcher {
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub sightings: Arc<dyn Sightings>,
+    /// XOAUTH2 with a refresh token: a fresh access token before each login.
+    pub tokens: Option<Arc<crate::oauth2::TokenSource>>,
 }
 
 /// Names a spam folder commonly has, when the server doesn't mark one `\Junk`.
@@ -206,7 +208,7 @@ impl Watcher {
     async fn session(&self, shutdown: &CancellationToken) -> Result<(), ImapError> {
         let limit = self.cfg.imap_timeout.get();
         let mut s = tokio::select! {
-            r = imap::connect(&self.endpoint, limit) => r?,
+            r = self.login(limit) => r?,
             _ = shutdown.cancelled() => return Ok(()),
         };
         let folder = match self.role {
@@ -284,6 +286,26 @@ impl Watcher {
             self.scan(&mut s, &mut last_uid, noticed, uidplus, can_move)
                 .await?;
         }
+    }
+
+    /// Connects and logs in, with a fresh OAuth2 access token when the seed uses one.
+    async fn login(&self, limit: Duration) -> Result<ImapSession, ImapError> {
+        let Some(tokens) = &self.tokens else {
+            return imap::connect(&self.endpoint, limit).await;
+        };
+        let token = tokens.token(limit).await.map_err(|e| ImapError {
+            kind: ImapErrorKind::Auth,
+            message: e.to_string(),
+        })?;
+        let ep = Endpoint {
+            secret: token,
+            ..self.endpoint.clone()
+        };
+        let r = imap::connect(&ep, limit).await;
+        if matches!(&r, Err(e) if e.kind == ImapErrorKind::Auth) {
+            tokens.invalidate().await;
+        }
+        r
     }
 
     /// Finds the spam folder: the configured name, else SPECIAL-USE `\Junk`, else a
