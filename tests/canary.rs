@@ -744,3 +744,74 @@ fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge(
     assert_eq!(count("Archive"), 2);
     assert_eq!(count("") + count("Junk"), 0);
 }
+
+#[test]
+fn a_provider_that_stalls_after_the_message_is_uncertain_then_lost() {
+    // The stack's stall port: Postfix takes the whole message, then waits for a before-queue
+    // proxy. This listener is that proxy and never answers, so Postfix never replies to the
+    // message terminator (Postfix itself stalls; nothing here speaks SMTP).
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let stall_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let st = Stack::start(
+        "canary-stall",
+        &[
+            ("DX_SMTP_STALL_PORT", &stall_port.to_string()),
+            ("DX_STALL_PROXY_PORT", &hole_port.to_string()),
+        ],
+    );
+    let dir = TempDir::new("canary-stall");
+    let mut body = provider(
+        "stalling",
+        stall_port,
+        "none",
+        None,
+        "canary@dx.test",
+        st.get("DX_CA_FILE"),
+        "",
+    );
+    body += &seed(&st, "s1", "seed2@seed.test", 2);
+    let cfg = config(&dir, "smtp_timeout = \"2s\"\ndeadline = \"4s\"", &body);
+    let (out, s) = once(&cfg);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let l = [("provider", "stalling"), ("seed", "s1")];
+    assert_eq!(
+        s.value(
+            "deliverability_canary_send_failures_total",
+            &[
+                l[0],
+                l[1],
+                ("stage", "body"),
+                ("class", "uncertain"),
+                ("code", "")
+            ]
+        ),
+        Some(1.0),
+        "{}\n{}",
+        s.0,
+        stderr(&out)
+    );
+    assert_eq!(
+        s.value("deliverability_canary_uncertain_total", &l),
+        Some(1.0)
+    );
+    assert_eq!(s.value("deliverability_canary_sent_total", &l), Some(0.0));
+    // Still watched for until its deadline; it never arrives, so it is lost.
+    assert_eq!(
+        s.value("deliverability_canary_lost_total", &l),
+        Some(1.0),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.value("deliverability_canary_success", &l), Some(0.0));
+}
