@@ -82,7 +82,7 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
         Some(("sender2@dx.test", "pw-sender2")),
         "canary@dx.test",
         ca,
-        "auth = [\"login\"]",
+        "auth = [\"login\"]\nmin_gap = \"1500ms\"",
     );
     body += &provider(
         "plain",
@@ -112,6 +112,7 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
         "",
     );
     body += &seed(&st, "s1", "seed1@seed.test", 1);
+    body += &seed(&st, "s2", "seed2@seed.test", 2);
     let cfg = config(&dir, "deadline = \"30s\"", &body);
     let (out, s) = once(&cfg);
     assert!(out.status.success(), "once failed:\n{}", stderr(&out));
@@ -166,8 +167,8 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
                     "deliverability_smtp_stage_duration_seconds_count",
                     &[("provider", p), ("stage", stage)]
                 ),
-                Some(1.0),
-                "{p} {stage}"
+                Some(2.0),
+                "{p} {stage}: one send per seed"
             );
         }
     }
@@ -176,14 +177,14 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
             "deliverability_smtp_stage_duration_seconds_count",
             &[("provider", "starttls"), ("stage", "starttls")]
         ),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         s.value(
             "deliverability_smtp_stage_duration_seconds_count",
             &[("provider", "implicit"), ("stage", "tls")]
         ),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         s.value(
@@ -217,6 +218,18 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
         ),
         None
     );
+    // min_gap: the implicit provider's two routes started at least 1.5 s apart; the others
+    // (no min_gap, no jitter in `once`) together.
+    let sent_at = |p: &str, seed: &str| {
+        s.value(
+            "deliverability_canary_last_send_timestamp_seconds",
+            &[("provider", p), ("seed", seed)],
+        )
+        .unwrap()
+    };
+    let gap = (sent_at("implicit", "s2") - sent_at("implicit", "s1")).abs();
+    assert!(gap >= 1.5, "min_gap not kept: {gap}");
+    assert!((sent_at("plain", "s2") - sent_at("plain", "s1")).abs() < 1.0);
     // Which AUTH mechanism was used is visible.
     assert_eq!(
         s.value(
@@ -692,9 +705,18 @@ fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge(
     );
     let cfg = config(
         &dir,
-        "deadline = \"30s\"\npoll_interval = \"300ms\"\ncleanup = \"move\"\nmove_to = \"Archive\"",
+        "deadline = \"30s\"\npoll_interval = \"300ms\"\ncleanup = \"move\"\nmove_to = \"Archive\"\nsweep_older_than = \"1s\"",
         &body,
     );
+    // A canary nobody here sent (another instance's, or a forgotten one), older than
+    // sweep_older_than by the time the watcher looks: swept at start-up.
+    common::smtp_deliver(
+        st.port("DX_SMTP_MX_PORT"),
+        "canary@dx.test",
+        "seed1@seed.test",
+        b"Subject: Delivery check dx-aaaaaaaaaaaaaaaaaaaa\r\nX-Deliverability-Canary: dx-aaaaaaaaaaaaaaaaaaaa\r\n\r\nold\r\n",
+    );
+    std::thread::sleep(Duration::from_millis(2100));
     let (out, s) = once(&cfg);
     assert!(out.status.success(), "once failed:\n{}", stderr(&out));
     let err = stderr(&out);
@@ -730,7 +752,8 @@ fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge(
         )
         .unwrap();
     assert!(latency < 3.0, "latency {latency}");
-    // Both canaries were moved to Archive (COPY + STORE + EXPUNGE: the server has no MOVE).
+    // Both canaries and the swept stranger were moved to Archive (COPY + STORE + EXPUNGE: the
+    // server has no MOVE).
     let count = |folder: &str| {
         ["new", "cur"]
             .iter()
@@ -741,7 +764,7 @@ fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge(
             })
             .sum::<usize>()
     };
-    assert_eq!(count("Archive"), 2);
+    assert_eq!(count("Archive"), 3);
     assert_eq!(count("") + count("Junk"), 0);
 }
 

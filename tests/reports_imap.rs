@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,33 +57,13 @@ fn report_mail(subject: &str, filename: &str, content_type: &str, attachment: &[
     .into_bytes()
 }
 
-/// Delivers a message through the stack's MX port (plain SMTP, no AUTH): a receiver's port 25.
 fn deliver(st: &Stack, msg: &[u8]) {
-    let mut s = TcpStream::connect(("127.0.0.1", st.port("DX_SMTP_MX_PORT"))).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut expect = |code: &str| loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) == Some(&b' ') {
-            break;
-        }
-    };
-    expect("220");
-    s.write_all(b"EHLO receiver.example\r\n").unwrap();
-    expect("250");
-    s.write_all(b"MAIL FROM:<noreply-dmarc@receiver.example>\r\n")
-        .unwrap();
-    expect("250");
-    s.write_all(b"RCPT TO:<reports@seed.test>\r\n").unwrap();
-    expect("250");
-    s.write_all(b"DATA\r\n").unwrap();
-    expect("354");
-    s.write_all(msg).unwrap();
-    s.write_all(b"\r\n.\r\n").unwrap();
-    expect("250");
-    s.write_all(b"QUIT\r\n").unwrap();
+    common::smtp_deliver(
+        st.port("DX_SMTP_MX_PORT"),
+        "noreply-dmarc@receiver.example",
+        "reports@seed.test",
+        msg,
+    );
 }
 
 fn maildir(st: &Stack, folder: &str) -> PathBuf {

@@ -429,3 +429,31 @@ pub fn promtool_check_metrics(text: &str) -> String {
     }
     s
 }
+
+/// Delivers a message over plain SMTP without AUTH (the stack's MX port: a receiver's port 25).
+pub fn smtp_deliver(port: u16, from: &str, to: &str, msg: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut expect = |code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect("220");
+    s.write_all(b"EHLO test.example\r\n").unwrap();
+    expect("250");
+    write!(s, "MAIL FROM:<{from}>\r\n").unwrap();
+    expect("250");
+    write!(s, "RCPT TO:<{to}>\r\n").unwrap();
+    expect("250");
+    s.write_all(b"DATA\r\n").unwrap();
+    expect("354");
+    s.write_all(msg).unwrap();
+    s.write_all(b"\r\n.\r\n").unwrap();
+    expect("250");
+    s.write_all(b"QUIT\r\n").unwrap();
+}
