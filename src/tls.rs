@@ -208,6 +208,10 @@ fn der_seq(b: &[u8]) -> Option<(&[u8], &[u8])> {
 fn parse_time(tag: u8, v: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(v).ok()?;
     let s = s.strip_suffix('Z')?;
+    // Digits only: the slicing below is by byte, and "+1" would parse as a number.
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let (year, rest) = match tag {
         0x17 if s.len() == 12 => {
             let yy: i64 = s[..2].parse().ok()?;
@@ -317,6 +321,18 @@ mod tests {
         assert_eq!(parse_time(0x17, b"991231235959Z"), Some(946_684_799));
         assert_eq!(parse_time(0x17, b"261329043559Z"), None);
         assert_eq!(parse_time(0x17, b"2611"), None);
+    }
+
+    #[test]
+    fn der_time_with_non_digits_is_refused_without_panicking() {
+        // Found by the der_keys fuzz target: a multi-byte character where the year ends
+        // panicked on the byte slice.
+        assert_eq!(parse_time(0x17, "0Л9709+0225Z".as_bytes()), None);
+        assert_eq!(parse_time(0x18, "202Л611290435Z".as_bytes()), None);
+        // Signs are not digits, though `str::parse` takes them.
+        assert_eq!(parse_time(0x17, b"26112904+559Z"), None);
+        let crash = include_bytes!("../tests/fixtures/fuzz-regressions/der_keys-cert-time.der");
+        assert_eq!(cert_not_after(crash), None);
     }
 
     #[test]

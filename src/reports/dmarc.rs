@@ -492,10 +492,13 @@ impl Parser {
             });
         };
         if pos + 1 < self.stack.len() {
-            let unclosed = String::from_utf8_lossy(self.name_at(pos + 1)).into_owned();
+            let unclosed = self.name_at(pos + 1);
+            // Cut the bytes, not the decoded text: a cut inside a character would panic.
+            let unclosed =
+                String::from_utf8_lossy(&unclosed[..unclosed.len().min(64)]).into_owned();
             self.warn(format!(
                 "<{}> not closed before </{}>; closed there",
-                &unclosed[..unclosed.len().min(64)],
+                unclosed,
                 String::from_utf8_lossy(name)
             ));
         }

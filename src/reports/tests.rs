@@ -241,6 +241,30 @@ fn value_level_damage_is_repaired_with_a_warning() {
 }
 
 #[test]
+fn an_unclosed_element_with_a_non_utf_8_name_is_named_without_panicking() {
+    // Found by the dmarc_aggregate fuzz target: the warning cut the repaired name (U+FFFD,
+    // three bytes each) at byte 64, inside a character, and panicked.
+    let xml = aggregate("", "", RECORD).into_bytes();
+    let at = xml
+        .windows(18)
+        .position(|w| w == b"</report_metadata>")
+        .unwrap();
+    let mut bytes = xml[..at].to_vec();
+    bytes.push(b'<');
+    bytes.extend([0xff; 30]);
+    bytes.push(b'>');
+    bytes.extend(&xml[at..]);
+    let (p, recs) = parse_all(&bytes).unwrap();
+    assert_eq!(recs.len(), 1);
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.contains("not closed before </report_metadata>"))
+        .unwrap_or_else(|| panic!("{:?}", p.warnings));
+    assert!(w.contains(": <\u{fffd}"), "{w}");
+}
+
+#[test]
 fn record_limit_is_enforced() {
     let xml = aggregate("", "", &RECORD.repeat(3));
     let e = dmarc::parse(xml.as_bytes(), 2, &mut |_, _| {}).unwrap_err();

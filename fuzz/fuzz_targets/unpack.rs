@@ -1,0 +1,66 @@
+//! Any bytes, as a report file or a fetched message, into `reports::read_bytes`: the
+//! container sniffing and unpacking (gzip, zip, e-mail with MIME parts, mbox, nested), the
+//! shared byte budget, and the DMARC and TLS-RPT readers behind them. Every report found then
+//! goes where a real one goes: its ledger key, its JSON line, and the counting into the
+//! report metrics with their label cap.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use deliverability_exporter::config::{Name, SourceMapEntry, UnknownDomains};
+use deliverability_exporter::metrics::Metrics;
+use deliverability_exporter::reports::count::Counting;
+use deliverability_exporter::reports::names::{Domains, SourceNames};
+use deliverability_exporter::reports::{cli, ledger, read_bytes};
+use deliverability_exporter_fuzz::LIMITS;
+use libfuzzer_sys::fuzz_target;
+
+struct World {
+    metrics: Metrics,
+    domains: Domains,
+    sources: SourceNames,
+}
+
+static WORLD: LazyLock<World> = LazyLock::new(|| {
+    let metrics = Metrics::bare();
+    metrics.reports.set_label_limit(1_000);
+    let map = [SourceMapEntry {
+        name: Name("esp".into()),
+        cidrs: vec!["192.0.2.0/24".into(), "2001:db8::/32".into()],
+    }];
+    let observed = [
+        (
+            "gmail".to_string(),
+            IpAddr::V4(Ipv4Addr::new(209, 85, 220, 41)),
+        ),
+        (
+            "outlook".to_string(),
+            IpAddr::V6(Ipv6Addr::new(0x2a01, 0x111, 0, 0, 0, 0, 0, 1)),
+        ),
+    ];
+    World {
+        metrics,
+        domains: Domains::new(["example.com", "example.org"], UnknownDomains::Other),
+        sources: SourceNames::new(&map, &observed),
+    }
+});
+
+fuzz_target!(|data: &[u8]| {
+    let w = &*WORLD;
+    let out = read_bytes("fuzz", data, &LIMITS, &w.sources);
+    let counting = Counting {
+        metrics: &w.metrics.reports,
+        domains: &w.domains,
+        sources: &w.sources,
+    };
+    for found in &out.reports {
+        let _ = ledger::report_key(&found.report);
+        let _ = cli::json_line(&found.part, &found.report);
+        counting.count(&found.report);
+    }
+    for e in &out.errors {
+        let _ = e.error.to_string();
+        counting.count_error("fuzz", &e.error);
+    }
+});
