@@ -6,6 +6,7 @@ use deliverability_exporter::reports::align;
 use deliverability_exporter::reports::dmarc;
 use deliverability_exporter::reports::model::{PolicyPublished, Record};
 use deliverability_exporter::reports::names::SourceNames;
+use deliverability_exporter_fuzz::LIMITS;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,8 +22,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = sources.lookup(rec.source_ip);
         records += 1;
     };
-    if let Ok(parsed) = dmarc::parse(data, 1_000, &mut on_record) {
-        assert!(parsed.report.records <= 1_000, "the record limit holds");
+    if let Ok(parsed) = dmarc::parse(data, LIMITS.max_records, &mut on_record) {
+        assert!(
+            parsed.report.records <= LIMITS.max_records,
+            "the record limit holds"
+        );
         assert_eq!(
             parsed.report.records, records,
             "every record was handed over"

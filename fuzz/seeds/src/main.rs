@@ -1,4 +1,6 @@
 //! Writes the seed corpus of every fuzz target: `seed_corpus OUT_DIR REPO_DIR [SAMPLES_DIR]`.
+//! A crate of its own, built without the fuzzers' instrumentation (which only links into a
+//! libFuzzer binary).
 //!
 //! Seeds come from three places: the repository's fixtures (`tests/fixtures/`,
 //! `examples/`), the shared real-world samples when given (reports as sent by Google,
@@ -12,7 +14,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use deliverability_exporter_fuzz::spam_input;
+#[path = "../../src/spam.rs"]
+#[allow(dead_code)]
+mod spam;
+use spam::spam_input;
 
 /// Largest seed written.
 const MAX_SEED: usize = 256 * 1024;
