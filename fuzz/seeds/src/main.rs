@@ -19,6 +19,23 @@ use std::path::{Path, PathBuf};
 mod spam;
 use spam::spam_input;
 
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`).
+const TARGETS: &[&str] = &[
+    "canary_headers",
+    "config",
+    "der_keys",
+    "dkim_record",
+    "dmarc_aggregate",
+    "dmarc_record",
+    "dns_misc",
+    "header_values",
+    "spam_headers",
+    "spf_record",
+    "tlsrpt_report",
+    "tls_sniffer",
+    "unpack",
+];
+
 /// Largest seed written.
 const MAX_SEED: usize = 256 * 1024;
 
@@ -618,6 +635,40 @@ X-Gm-Spam: 1\r\n\r\n"
     }
     for der in system_certs() {
         c.add("der_keys", der);
+    }
+
+    // ServerHello records (TLS 1.3 with supported_versions, TLS 1.2 without), whole and
+    // fed in small chunks.
+    for (legacy, ext) in [
+        ([3u8, 3], &[0x00, 0x2b, 0x00, 0x02, 0x03, 0x04][..]),
+        ([3, 3], &[][..]),
+        ([3, 1], &[0xff, 0x01, 0x00, 0x01, 0x00][..]),
+    ] {
+        let mut hello = legacy.to_vec();
+        hello.extend([0u8; 32]);
+        hello.push(0); // session id
+        hello.extend([0x13, 0x01, 0x00]);
+        hello.extend((ext.len() as u16).to_be_bytes());
+        hello.extend(ext);
+        let mut rec = vec![0x16, 0x03, 0x03, 0, 0, 0x02, 0, 0, 0];
+        rec.extend(&hello);
+        for chunk in [255u8, 7, 0] {
+            c.add("tls_sniffer", [&[chunk][..], &rec].concat());
+        }
+    }
+
+    // Past findings: tests/fixtures/fuzz-regressions/<target>-<what>.<ext>, into their target.
+    for p in files(&repo.join("tests/fixtures/fuzz-regressions")) {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let target = name.as_deref().and_then(|n| {
+            TARGETS
+                .iter()
+                .find(|t| n.starts_with(&format!("{t}-")))
+                .copied()
+        });
+        if let (Some(target), Ok(data)) = (target, std::fs::read(&p)) {
+            c.add(target, data);
+        }
     }
 
     // Configuration.
