@@ -263,7 +263,9 @@ pub(crate) fn verdicts(block: &HeaderBlock<'_>, expected_id: Option<&str>) -> Au
                 .take(room),
         );
     }
+    // The fallbacks fill in within MAX_RESULTS too.
     if !out.results.iter().any(|r| r.method == Method::Spf)
+        && out.results.len() < MAX_RESULTS
         && let Some(spf) = block
             .text("Received-SPF")
             .and_then(|v| parse_received_spf(&v))
@@ -272,7 +274,9 @@ pub(crate) fn verdicts(block: &HeaderBlock<'_>, expected_id: Option<&str>) -> Au
     }
     if !out.results.iter().any(|r| r.method == Method::Arc) {
         let want = expected_id.or(out.authserv_id.as_deref());
-        out.results.extend(arc_fallback(block, want));
+        let room = MAX_RESULTS.saturating_sub(out.results.len());
+        out.results
+            .extend(arc_fallback(block, want).into_iter().take(room));
     }
     out
 }
@@ -705,5 +709,28 @@ mod tests {
             "Authentication-Results: mx{distinct}\r\nAuthentication-Results: mx{distinct}\r\n"
         );
         assert_eq!(block_verdicts(&raw, None).results.len(), MAX_RESULTS);
+    }
+
+    #[test]
+    fn fallbacks_stay_within_max_results() {
+        // Found by the canary_headers fuzz target: 64 results, then Received-SPF pushed a 65th
+        // (and the ARC fallback could add 64 more).
+        let full: String = (0..MAX_RESULTS).map(|i| format!("; m{i}=pass")).collect();
+        let arcs = "; arc=pass".repeat(MAX_RESULTS);
+        let raw = format!(
+            "Authentication-Results: mx{full}\r\nReceived-SPF: pass\r\n\
+             ARC-Authentication-Results: i=1; mx{arcs}\r\n\r\n"
+        );
+        let v = block_verdicts(&raw, None);
+        assert_eq!(v.results.len(), MAX_RESULTS);
+        assert!(
+            v.results
+                .iter()
+                .all(|r| r.origin == Origin::AuthenticationResults)
+        );
+        let minimized = "Authentication-Results:d=;c=;a=;c=;c=;r=;.=;v=;i=;a=;c=;C=;a=;c=;d=;\
+            c=;e=;a=;c=;a=;m=;c=;r=;a=;.=;a=;c=;r=;r=;a=;c=;a=;1=;a=;c=;c=;c=;d=;v=;i=;a=;c=;C=;a=;\
+            c=;d=;d=;e=;a=;c=;c=;m=;c=;m=;a=;4=;a=;c=;r=;a=;a=;i=;a=;c=\nReceived-SPF:s";
+        assert!(block_verdicts(minimized, None).results.len() <= MAX_RESULTS);
     }
 }
