@@ -255,10 +255,8 @@ fn made_reports() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         aggregate("", "", true, "").into(),
         aggregate("", "", true, &many).into(),
         // Hostile or damaged.
-        format!(
-            "<?xml version=\"1.0\"?><!DOCTYPE feedback [<!ENTITY a \"aaaa\">]><feedback>&a;</feedback>"
-        )
-        .into(),
+        b"<?xml version=\"1.0\"?><!DOCTYPE feedback [<!ENTITY a \"aaaa\">]><feedback>&a;</feedback>"
+            .to_vec(),
         aggregate("", "", true, RECORD)
             .replace("example.org", "ex\u{fffd}mple&amp;&#x41;&unknown;.org")
             .into(),
