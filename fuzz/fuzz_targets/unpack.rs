@@ -2,7 +2,8 @@
 //! container sniffing and unpacking (gzip, zip, e-mail with MIME parts, mbox, nested), the
 //! shared byte budget, and the DMARC and TLS-RPT readers behind them. Every report found then
 //! goes where a real one goes: its ledger key, its JSON line, and the counting into the
-//! report metrics with their label cap.
+//! report metrics with their label cap. Checks that no input vanishes without a report or
+//! an error, and that a DMARC report's tallies add up to its message total.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -12,7 +13,7 @@ use deliverability_exporter::config::{Name, SourceMapEntry, UnknownDomains};
 use deliverability_exporter::metrics::Metrics;
 use deliverability_exporter::reports::count::Counting;
 use deliverability_exporter::reports::names::{Domains, SourceNames};
-use deliverability_exporter::reports::{cli, ledger, read_bytes};
+use deliverability_exporter::reports::{Report, cli, ledger, read_bytes};
 use deliverability_exporter_fuzz::LIMITS;
 use libfuzzer_sys::fuzz_target;
 
@@ -54,7 +55,17 @@ fuzz_target!(|data: &[u8]| {
         domains: &w.domains,
         sources: &w.sources,
     };
+    // Nothing is dropped silently: an input gives a report or says why not.
+    assert!(
+        !out.reports.is_empty() || !out.errors.is_empty(),
+        "neither a report nor an error: {out:?}"
+    );
     for found in &out.reports {
+        if let Report::Dmarc(r) = &found.report {
+            // The metrics count the tallies; the report line and the ledger its total.
+            let tallied = r.tallies.values().fold(0u64, |a, &n| a.saturating_add(n));
+            assert_eq!(tallied, r.messages, "the tallies add up to the messages");
+        }
         let _ = ledger::report_key(&found.report);
         let _ = cli::json_line(&found.part, &found.report);
         counting.count(&found.report);
