@@ -27,6 +27,7 @@ pub struct Options {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub max_connections: usize,
+    pub header_timeout: Duration,
     pub web_config_file: Option<PathBuf>,
 }
 
@@ -85,7 +86,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         app.clone(),
         ServerOptions {
             max_connections: opts.max_connections,
-            ..Default::default()
+            header_read_timeout: opts.header_timeout,
         },
         shutdown.clone(),
         grace,
