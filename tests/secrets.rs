@@ -136,29 +136,68 @@ ca_file = "{ca}"
     unsafe { std::env::set_var("DX_TEST_PLANTED_SECRET", "SECRET-env-0008") };
     let e = Exporter::start(&path, &["--web.enable-lifecycle"]);
     // Let every check run and fail where it should: sends, logins, token refresh, DQS.
-    let s = e.wait_for("every route to have a result", Duration::from_secs(40), |s| {
-        s.value("deliverability_canary_success", &[("provider", "good"), ("seed", "s1")]) == Some(1.0)
-            && s.sum("deliverability_canary_send_failures_total", &[("provider", "wrongpw")]) >= 3.0
-            && s.sum("deliverability_canary_send_failures_total", &[("provider", "oauth")]) >= 3.0
-            && s.value("deliverability_check_runs_total", &[("check", "dnsbl"), ("result", "failure")]).unwrap_or(0.0) + s.value("deliverability_check_runs_total", &[("check", "dnsbl"), ("result", "success")]).unwrap_or(0.0) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "reports")]) >= 1.0
-    });
+    let s = e.wait_for(
+        "every route to have a result",
+        Duration::from_secs(40),
+        |s| {
+            s.value(
+                "deliverability_canary_success",
+                &[("provider", "good"), ("seed", "s1")],
+            ) == Some(1.0)
+                && s.sum(
+                    "deliverability_canary_send_failures_total",
+                    &[("provider", "wrongpw")],
+                ) >= 3.0
+                && s.sum(
+                    "deliverability_canary_send_failures_total",
+                    &[("provider", "oauth")],
+                ) >= 3.0
+                && s.value(
+                    "deliverability_check_runs_total",
+                    &[("check", "dnsbl"), ("result", "failure")],
+                )
+                .unwrap_or(0.0)
+                    + s.value(
+                        "deliverability_check_runs_total",
+                        &[("check", "dnsbl"), ("result", "success")],
+                    )
+                    .unwrap_or(0.0)
+                    >= 1.0
+                && s.sum("deliverability_check_runs_total", &[("check", "reports")]) >= 1.0
+        },
+    );
     let mut places = vec![("metrics", s.0.clone()), ("landing page", e.get("/").1)];
-    places.push(("probe dnsbl", e.get("/probe?module=dnsbl&target=192.0.2.10").1));
+    places.push((
+        "probe dnsbl",
+        e.get("/probe?module=dnsbl&target=192.0.2.10").1,
+    ));
     places.push(("probe dns", e.get("/probe?module=dns&target=dx.test").1));
     // A reload with a broken config that holds the secrets: the refusal names the problem only.
-    std::fs::write(&path, cfg.replace("password = \"pw-seed1\"", "password = 123456789\npasword = \"pw-seed1\"")).unwrap();
+    std::fs::write(
+        &path,
+        cfg.replace(
+            "password = \"pw-seed1\"",
+            "password = 123456789\npasword = \"pw-seed1\"",
+        ),
+    )
+    .unwrap();
     let (code, body) = http(&e.addr, "POST", "/-/reload");
     assert_eq!(code, 500, "{body}");
     places.push(("reload error", body));
     std::thread::sleep(Duration::from_millis(500));
     places.push(("log", e.log_text()));
     let log = e.log_text();
-    assert!(log.contains("level=debug"), "the log must be at debug level for this test to mean anything");
+    assert!(
+        log.contains("level=debug"),
+        "the log must be at debug level for this test to mean anything"
+    );
     assert!(log.contains("login as seed2@seed.test refused"), "{log}");
     for (place, text) in &places {
         for secret in secrets {
-            assert!(!text.contains(secret), "{secret} appears in the {place}:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in the {place}:\n{text}"
+            );
         }
     }
 }

@@ -107,7 +107,11 @@ impl Readiness {
     fn set(&self, seed: &str, role: Role, up: bool) {
         let key = (seed.to_string(), role);
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = if up { s.up.insert(key.clone()) } else { s.up.remove(&key) };
+        let changed = if up {
+            s.up.insert(key.clone())
+        } else {
+            s.up.remove(&key)
+        };
         let settled = s.settled.insert(key);
         drop(s);
         if changed || settled {
@@ -117,11 +121,19 @@ impl Readiness {
 
     /// Watchers up now.
     pub fn count(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).up.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .up
+            .len()
     }
 
     fn settled(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).settled.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settled
+            .len()
     }
 
     /// Waits until `n` watchers are up or have failed their first attempt, or `limit` has
