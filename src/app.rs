@@ -101,10 +101,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
         observed: Default::default(),
     };
     let boards = checks::Boards::default();
-    app.status
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(boards.routes.clone());
+    {
+        let mut sections = app.status.lock().unwrap_or_else(|e| e.into_inner());
+        sections.push(boards.routes.clone());
+        sections.push(boards.domains.clone());
+        sections.push(boards.reports.clone());
+    }
     let start = |config: &Arc<Config>| {
         let checks = checks::build(config, None, checks::Mode::Serve, &boards);
         let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();

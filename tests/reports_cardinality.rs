@@ -12,7 +12,7 @@ fn report(i: u32) -> String {
     let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
     format!(
         "<feedback><report_metadata><org_name>reporter{i}.example</org_name><email>dmarc@reporter{i}.example</email><report_id>id{i}</report_id><date_range><begin>1795900000</begin><end>1795986399</end></date_range></report_metadata><policy_published><domain>{}</domain><p>none</p></policy_published><record><row><source_ip>{ip}</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row><identifiers><header_from>x.example</header_from></identifiers><auth_results><spf><domain>x.example</domain><result>fail</result></spf></auth_results></record></feedback>",
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             format!("stranger{i}.example")
         } else {
             "dx.test".to_string()
@@ -46,6 +46,7 @@ fn a_flood_of_distinct_reporters_domains_and_sources_stays_under_the_label_cap()
         metrics: &metrics.reports,
         domains: &domains,
         sources: &sources,
+        board: None,
     };
     let limits = Limits {
         max_bytes: 1 << 20,
