@@ -36,7 +36,7 @@ fn a_flood_of_distinct_reporters_domains_and_sources_stays_under_the_label_cap()
     let metrics = Metrics::bare();
     let limit = 1_000;
     metrics.reports.set_label_limit(limit);
-    let domains = Domains::new(["dx.test"].into_iter(), UnknownDomains::Other);
+    let domains = Domains::new(["dx.test"], UnknownDomains::Other);
     let map = vec![SourceMapEntry {
         name: deliverability_exporter::config::Name("esp".into()),
         cidrs: vec!["10.0.0.0/16".into()],
