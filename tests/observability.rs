@@ -1,0 +1,247 @@
+//! The exporter's public interface against a real scrape: the metrics reference
+//! (docs/metrics.md) lists exactly the families a full scrape holds, with their type, labels
+//! and help.
+//!
+//! The scenario is the demo's (examples/local-stack.toml.in on a private stack: canaries
+//! through four providers, DNS and blacklist checks, reports mailed into the rua mailbox) plus
+//! a provider with a wrong password, so every family shows at least one series.
+//!
+//! `DX_WRITE_METRICS_DOC=1 cargo test --test observability` rewrites docs/metrics.md from the
+//! scrape instead of comparing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Exporter, Scrape, Stack, TempDir, repo};
+
+/// Renders the demo's configuration for this stack, with an extra failing provider.
+fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
+    let template = std::fs::read_to_string(repo().join("examples/local-stack.toml.in")).unwrap();
+    let mut text = String::new();
+    let mut rest = template.as_str();
+    while let Some(i) = rest.find('@') {
+        text.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find('@') {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && j > 0 =>
+            {
+                text.push_str(st.get(&after[..j]));
+                rest = &after[j + 1..];
+            }
+            _ => {
+                text.push('@');
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    let text = text.replace(
+        &format!("{}/exporter-state", st.dir.display()),
+        &dir.path().join("state").display().to_string(),
+    );
+    let text = text.replace("interval = \"30s\"", "interval = \"10s\"");
+    let extra = format!(
+        "\n[[providers]]\nname = \"wrong-password\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"sender2@dx.test\"\npassword = \"not-it\"\nfrom = \"canary@dx.test\"\nca_file = \"{}\"\n",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        st.get("DX_CA_FILE")
+    );
+    // Providers must come before the tables that follow them in TOML; append at the end is
+    // fine because [[providers]] is an array of tables.
+    let p = dir.path().join("dx.toml");
+    std::fs::write(&p, text + &extra).unwrap();
+    p
+}
+
+/// name → (type, labels, help) of every family in a scrape.
+fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>, String)> {
+    let mut out: BTreeMap<String, (String, BTreeSet<String>, String)> = BTreeMap::new();
+    let mut helps = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            helps.insert(
+                name.to_string(),
+                help.replace("\\\\", "\\").replace("\\n", "\n"),
+            );
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.insert(
+                name.to_string(),
+                (
+                    ty.to_string(),
+                    BTreeSet::new(),
+                    helps.get(name).cloned().unwrap_or_default(),
+                ),
+            );
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let series = line.rsplit_once(' ').map(|(s, _)| s).unwrap_or(line);
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| out.get(*f).is_some_and(|(t, _, _)| t == "histogram"))
+                .unwrap_or(name);
+            if let Some((_, set, _)) = out.get_mut(family) {
+                for kv in labels
+                    .trim_end_matches('}')
+                    .split("\",")
+                    .filter(|s| !s.is_empty())
+                {
+                    if let Some((k, _)) = kv.split_once('=')
+                        && k != "le"
+                    {
+                        set.insert(k.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Families the scenario can't produce (the demo domains publish no MTA-STS policy: the stack
+/// has no HTTPS policy host), documented by hand.
+const NOT_IN_THE_SCENARIO: &[&str] = &[
+    "| `deliverability_mta_sts_max_age_seconds` | gauge | `domain` | The max_age of the domain's MTA-STS policy. |",
+];
+
+fn doc_rows(f: &BTreeMap<String, (String, BTreeSet<String>, String)>) -> Vec<String> {
+    let mut rows: Vec<String> = f
+        .iter()
+        .filter(|(name, _)| name.starts_with("deliverability_"))
+        .map(|(name, (ty, labels, help))| {
+            let labels: Vec<String> = labels.iter().map(|l| format!("`{l}`")).collect();
+            format!(
+                "| `{name}` | {ty} | {} | {} |",
+                if labels.is_empty() {
+                    "–".to_string()
+                } else {
+                    labels.join(", ")
+                },
+                help.replace('|', "\\|")
+            )
+        })
+        .collect();
+    rows.extend(NOT_IN_THE_SCENARIO.iter().map(|r| r.to_string()));
+    rows.sort();
+    rows
+}
+
+/// Every full metric name written in src/metrics/ (the one place families are defined).
+fn declared() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for f in std::fs::read_dir(repo().join("src/metrics")).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for (at, _) in text.match_indices("\"deliverability_") {
+            let name: String = text[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.ends_with('_') {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+const DOC_HEAD: &str = "# Metrics reference
+
+Every metric family the exporter exposes, with its type, labels and help text. Checked against a
+real scrape by `tests/observability.rs` (no family missing here, none listed that doesn't
+exist); `DX_WRITE_METRICS_DOC=1 cargo test --test observability` writes this file. Besides
+these, the `process_*` metrics of the exporter process. `/probe` answers with the families of
+its module (`deliverability_dns_*`, `deliverability_spf_*`, `deliverability_dkim_*`,
+`deliverability_dmarc_*` of the records, `deliverability_mx_records`, `deliverability_mta_sts_*`,
+or `deliverability_dnsbl_*`) plus `deliverability_probe_success` and
+`deliverability_probe_duration_seconds`.
+
+Label values are bounded: `provider`, `seed`, `check`, `zone`, `source` and `domain` come from
+the configuration (`domain=\"other\"` for report domains not configured), `stage`, `class`,
+`placement`, `method`, `result`, `reason`, `policy`, `mode`, `qualifier`, `type`,
+`disposition` from fixed sets; `code` is a three-digit SMTP reply code or empty; `reporter` and
+report `source` are capped by `reports.label_limit`.
+
+| metric | type | labels | help |
+| --- | --- | --- | --- |
+";
+
+#[test]
+fn the_metrics_reference_matches_a_full_scrape() {
+    let st = Stack::start("observability", &[]);
+    let dir = TempDir::new("observability");
+    let mail = Command::new("python3")
+        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
+        .arg(st.dir.join("env"))
+        .output()
+        .unwrap();
+    assert!(
+        mail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mail.stderr)
+    );
+    let cfg = demo_config(&st, &dir);
+    let e = Exporter::start(&cfg, &[]);
+    let full = |s: &Scrape| {
+        s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
+            && s.sum(
+                "deliverability_canary_send_failures_total",
+                &[("provider", "wrong-password")],
+            ) >= 1.0
+            && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
+            && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
+            && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
+    };
+    let s = e.wait_for("a full scrape", Duration::from_secs(90), full);
+    let mut fams = families(&s.0);
+    // The probe families come from /probe.
+    let (code, probe) = e.get("/probe?module=dnsbl&target=192.0.2.10");
+    assert_eq!(code, 200);
+    for (k, v) in families(&probe) {
+        fams.entry(k).or_insert(v);
+    }
+    let rows = doc_rows(&fams);
+    let doc_path = repo().join("docs/metrics.md");
+    if std::env::var("DX_WRITE_METRICS_DOC").is_ok() {
+        std::fs::write(&doc_path, format!("{DOC_HEAD}{}\n", rows.join("\n"))).unwrap();
+        return;
+    }
+    let doc = std::fs::read_to_string(&doc_path).unwrap_or_default();
+    let documented: BTreeSet<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `deliverability_"))
+        .collect();
+    let scraped: BTreeSet<&str> = rows.iter().map(String::as_str).collect();
+    let missing: Vec<_> = scraped.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&scraped).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/metrics.md is out of date (DX_WRITE_METRICS_DOC=1 cargo test --test observability rewrites it)\nnot documented:\n{}\ndocumented but not exported as such:\n{}",
+        missing
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        stale
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Every family defined in src/metrics/ is documented, even one this scenario can't produce.
+    for name in declared() {
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "{name} is defined in src/metrics/ but not in docs/metrics.md"
+        );
+    }
+    assert!(Path::new(&doc_path).exists());
+}
