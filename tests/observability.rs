@@ -245,3 +245,201 @@ fn the_metrics_reference_matches_a_full_scrape() {
     }
     assert!(Path::new(&doc_path).exists());
 }
+
+/// GET on the Prometheus HTTP API; the JSON body.
+fn prom(st: &Stack, path_and_query: &str) -> serde_json::Value {
+    let (code, body) = common::http(
+        &format!("127.0.0.1:{}", st.port("DX_PROM_PORT")),
+        "GET",
+        path_and_query,
+    );
+    assert_eq!(code, 200, "{path_and_query}: {body}");
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{path_and_query}: not JSON ({e}): {body}"))
+}
+
+fn encode(q: &str) -> String {
+    form_urlencoded::byte_serialize(q.as_bytes()).collect()
+}
+
+/// Every query of every panel and template variable of a dashboard, variables substituted
+/// with "All" (`.*`).
+fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_string()));
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    walk(&d["panels"], &mut out);
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        let q = v["query"]["query"]
+            .as_str()
+            .or(v["query"].as_str())
+            .unwrap_or("");
+        if let Some(inner) = q
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            // label_values(expr, label): the expression must select series.
+            let expr = inner
+                .rsplit_once(',')
+                .map(|(e, _)| e.trim())
+                .unwrap_or(inner);
+            out.push((
+                format!("variable {}", v["name"].as_str().unwrap_or("?")),
+                expr.to_string(),
+            ));
+        }
+    }
+    out.into_iter()
+        .map(|(t, e)| {
+            (
+                t,
+                e.replace("$provider", ".*")
+                    .replace("$seed", ".*")
+                    .replace("$domain", ".*"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dashboards_and_alert_rules_work_against_a_real_prometheus() {
+    let st = Stack::start("prometheus", &[]);
+    let dir = TempDir::new("prometheus");
+    let mail = Command::new("python3")
+        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
+        .arg(st.dir.join("env"))
+        .output()
+        .unwrap();
+    assert!(
+        mail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mail.stderr)
+    );
+    let e = Exporter::start(&demo_config(&st, &dir), &[]);
+    // Prometheus scrapes the exporter (file_sd) and loads the shipped alert rules.
+    let targets = Path::new(st.get("DX_PROM_TARGETS_DIR"));
+    std::fs::write(
+        targets.join(".x.tmp"),
+        format!("[{{\"targets\":[\"{}\"]}}]", e.addr),
+    )
+    .unwrap();
+    std::fs::rename(targets.join(".x.tmp"), targets.join("exporter.json")).unwrap();
+    let rules = Path::new(st.get("DX_PROM_RULES_DIR"));
+    for f in std::fs::read_dir(repo().join("alerts")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|x| x == "yml") {
+            std::fs::copy(&f, rules.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let (code, body) = common::http(
+        &format!("127.0.0.1:{}", st.port("DX_PROM_PORT")),
+        "POST",
+        "/-/reload",
+    );
+    assert_eq!(code, 200, "Prometheus reload: {body}");
+    e.wait_for("a full scrape", Duration::from_secs(90), |s| {
+        s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
+            && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
+            && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
+    });
+    // Prometheus has the exporter's data (new file_sd targets take up to 5 s in 2.42).
+    let start = std::time::Instant::now();
+    loop {
+        let r = prom(
+            &st,
+            &format!(
+                "/api/v1/query?query={}",
+                encode(
+                    "sum(deliverability_dmarc_reports_total) > 0 and sum(deliverability_canary_delivered_total) > 3"
+                )
+            ),
+        );
+        if r["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Prometheus never had the exporter's data: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Every dashboard query returns at least one series.
+    let scrape = e.scrape().0;
+    let mut empty = Vec::new();
+    let mut count = 0;
+    for f in std::fs::read_dir(repo().join("dashboards")).unwrap() {
+        let f = f.unwrap().path();
+        for (title, expr) in dashboard_queries(&f) {
+            count += 1;
+            let r = prom(&st, &format!("/api/v1/query?query={}", encode(&expr)));
+            assert_eq!(
+                r["status"],
+                "success",
+                "{}: {title}: {expr}: {r}",
+                f.display()
+            );
+            if r["data"]["result"].as_array().is_none_or(|a| a.is_empty()) {
+                empty.push(format!(
+                    "{}: {title}: {expr}",
+                    f.file_name().unwrap().to_string_lossy()
+                ));
+            }
+            // Every metric a query names is one the exporter exports.
+            for (at, _) in expr.match_indices("deliverability_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    scrape.contains(&format!("# TYPE {name} "))
+                        || scrape.contains(&format!("# TYPE {base} histogram"))
+                        || name == "deliverability_probe_success",
+                    "{}: {title}: {name} is not exported",
+                    f.display()
+                );
+            }
+        }
+    }
+    assert!(count > 50, "only {count} dashboard queries found");
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without a series:\n{}",
+        empty.join("\n")
+    );
+
+    // Every rule evaluates without error.
+    std::thread::sleep(Duration::from_secs(2));
+    let r = prom(&st, "/api/v1/rules");
+    let mut rules_seen = 0;
+    for g in r["data"]["groups"].as_array().unwrap() {
+        for rule in g["rules"].as_array().unwrap() {
+            rules_seen += 1;
+            assert_eq!(
+                rule["health"], "ok",
+                "rule {} in {}: {}",
+                rule["name"], g["file"], rule["lastError"]
+            );
+        }
+    }
+    assert!(rules_seen >= 28, "only {rules_seen} rules loaded");
+}
