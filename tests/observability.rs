@@ -18,48 +18,6 @@ use std::time::Duration;
 
 use common::{Exporter, Scrape, Stack, TempDir, repo};
 
-/// Renders the demo's configuration for this stack, with an extra failing provider.
-fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
-    let template = std::fs::read_to_string(repo().join("examples/local-stack.toml.in")).unwrap();
-    let mut text = String::new();
-    let mut rest = template.as_str();
-    while let Some(i) = rest.find('@') {
-        text.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        match after.find('@') {
-            Some(j)
-                if after[..j]
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                    && j > 0 =>
-            {
-                text.push_str(st.get(&after[..j]));
-                rest = &after[j + 1..];
-            }
-            _ => {
-                text.push('@');
-                rest = after;
-            }
-        }
-    }
-    text.push_str(rest);
-    let text = text.replace(
-        &format!("{}/exporter-state", st.dir.display()),
-        &dir.path().join("state").display().to_string(),
-    );
-    let text = text.replace("interval = \"30s\"", "interval = \"10s\"");
-    let extra = format!(
-        "\n[[providers]]\nname = \"wrong-password\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"sender2@dx.test\"\npassword = \"not-it\"\nfrom = \"canary@dx.test\"\nca_file = \"{}\"\n",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        st.get("DX_CA_FILE")
-    );
-    // Providers must come before the tables that follow them in TOML; append at the end is
-    // fine because [[providers]] is an array of tables.
-    let p = dir.path().join("dx.toml");
-    std::fs::write(&p, text + &extra).unwrap();
-    p
-}
-
 /// name → (type, labels, help) of every family in a scrape.
 fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>, String)> {
     let mut out: BTreeMap<String, (String, BTreeSet<String>, String)> = BTreeMap::new();
@@ -188,7 +146,7 @@ fn the_metrics_reference_matches_a_full_scrape() {
         "{}",
         String::from_utf8_lossy(&mail.stderr)
     );
-    let cfg = demo_config(&st, &dir);
+    let cfg = common::demo_config(&st, &dir);
     let e = Exporter::start(&cfg, &[]);
     let full = |s: &Scrape| {
         s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
@@ -326,7 +284,7 @@ fn dashboards_and_alert_rules_work_against_a_real_prometheus() {
         "{}",
         String::from_utf8_lossy(&mail.stderr)
     );
-    let e = Exporter::start(&demo_config(&st, &dir), &[]);
+    let e = Exporter::start(&common::demo_config(&st, &dir), &[]);
     // Prometheus scrapes the exporter (file_sd) and loads the shipped alert rules.
     let targets = Path::new(st.get("DX_PROM_TARGETS_DIR"));
     std::fs::write(

@@ -457,3 +457,45 @@ pub fn smtp_deliver(port: u16, from: &str, to: &str, msg: &[u8]) {
     expect("250");
     s.write_all(b"QUIT\r\n").unwrap();
 }
+
+/// Renders the demo's configuration for this stack, with an extra failing provider.
+pub fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
+    let template = std::fs::read_to_string(repo().join("examples/local-stack.toml.in")).unwrap();
+    let mut text = String::new();
+    let mut rest = template.as_str();
+    while let Some(i) = rest.find('@') {
+        text.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find('@') {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && j > 0 =>
+            {
+                text.push_str(st.get(&after[..j]));
+                rest = &after[j + 1..];
+            }
+            _ => {
+                text.push('@');
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    let text = text.replace(
+        &format!("{}/exporter-state", st.dir.display()),
+        &dir.path().join("state").display().to_string(),
+    );
+    let text = text.replace("interval = \"30s\"", "interval = \"10s\"");
+    let extra = format!(
+        "\n[[providers]]\nname = \"wrong-password\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"sender2@dx.test\"\npassword = \"not-it\"\nfrom = \"canary@dx.test\"\nca_file = \"{}\"\n",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        st.get("DX_CA_FILE")
+    );
+    // Providers must come before the tables that follow them in TOML; append at the end is
+    // fine because [[providers]] is an array of tables.
+    let p = dir.path().join("dx.toml");
+    std::fs::write(&p, text + &extra).unwrap();
+    p
+}
