@@ -5,9 +5,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Exporter, Stack, TempDir, repo};
+use common::repo;
 
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
     Command::new("chromium")
@@ -30,21 +29,7 @@ fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
 
 #[test]
 fn the_landing_page_renders_the_routes_domains_and_reports() {
-    let st = Stack::start("landing", &[]);
-    let dir = TempDir::new("landing");
-    let mail = Command::new("python3")
-        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
-        .arg(st.dir.join("env"))
-        .output()
-        .unwrap();
-    assert!(mail.status.success());
-    let e = Exporter::start(&common::demo_config(&st, &dir), &[]);
-    e.wait_for("canaries, DNS and reports", Duration::from_secs(90), |s| {
-        s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
-            && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
-    });
+    let (_st, dir, e) = common::demo_scenario("landing");
     let url = format!("http://{}/", e.addr);
     let profile = dir.path().join("chromium-profile");
     let out = chromium(&["--dump-dom", &url], &profile);

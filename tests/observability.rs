@@ -13,10 +13,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Exporter, Scrape, Stack, TempDir, repo};
+use common::{Stack, repo};
 
 /// name → (type, labels, help) of every family in a scrape.
 fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>, String)> {
@@ -134,31 +133,8 @@ report `source` are capped by `reports.label_limit`.
 
 #[test]
 fn the_metrics_reference_matches_a_full_scrape() {
-    let st = Stack::start("observability", &[]);
-    let dir = TempDir::new("observability");
-    let mail = Command::new("python3")
-        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
-        .arg(st.dir.join("env"))
-        .output()
-        .unwrap();
-    assert!(
-        mail.status.success(),
-        "{}",
-        String::from_utf8_lossy(&mail.stderr)
-    );
-    let cfg = common::demo_config(&st, &dir);
-    let e = Exporter::start(&cfg, &[]);
-    let full = |s: &Scrape| {
-        s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
-            && s.sum(
-                "deliverability_canary_send_failures_total",
-                &[("provider", "wrong-password")],
-            ) >= 1.0
-            && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
-    };
-    let s = e.wait_for("a full scrape", Duration::from_secs(90), full);
+    let (_st, _dir, e) = common::demo_scenario("observability");
+    let s = e.scrape();
     let mut fams = families(&s.0);
     // The probe families come from /probe.
     let (code, probe) = e.get("/probe?module=dnsbl&target=192.0.2.10");
@@ -272,19 +248,7 @@ fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn dashboards_and_alert_rules_work_against_a_real_prometheus() {
-    let st = Stack::start("prometheus", &[]);
-    let dir = TempDir::new("prometheus");
-    let mail = Command::new("python3")
-        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
-        .arg(st.dir.join("env"))
-        .output()
-        .unwrap();
-    assert!(
-        mail.status.success(),
-        "{}",
-        String::from_utf8_lossy(&mail.stderr)
-    );
-    let e = Exporter::start(&common::demo_config(&st, &dir), &[]);
+    let (st, _dir, e) = common::demo_scenario("prometheus");
     // Prometheus scrapes the exporter (file_sd) and loads the shipped alert rules.
     let targets = Path::new(st.get("DX_PROM_TARGETS_DIR"));
     std::fs::write(
@@ -306,11 +270,6 @@ fn dashboards_and_alert_rules_work_against_a_real_prometheus() {
         "/-/reload",
     );
     assert_eq!(code, 200, "Prometheus reload: {body}");
-    e.wait_for("a full scrape", Duration::from_secs(90), |s| {
-        s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
-            && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
-            && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
-    });
     // Prometheus has the exporter's data (new file_sd targets take up to 5 s in 2.42).
     let start = std::time::Instant::now();
     loop {

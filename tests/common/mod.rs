@@ -499,3 +499,37 @@ pub fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
     std::fs::write(&p, text + &extra).unwrap();
     p
 }
+
+/// The demo's scenario on a private stack: the demo's reports mailed into the rua mailbox and
+/// the exporter running the demo's configuration (plus a failing provider), waited for until
+/// canaries, DNS, blacklist and report results are all in.
+pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
+    let st = Stack::start(name, &[]);
+    let dir = TempDir::new(name);
+    let mail = Command::new("python3")
+        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
+        .arg(st.dir.join("env"))
+        .output()
+        .unwrap();
+    assert!(
+        mail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mail.stderr)
+    );
+    let e = Exporter::start(&demo_config(&st, &dir), &[]);
+    e.wait_for(
+        "canaries, DNS, blacklist and report results",
+        Duration::from_secs(90),
+        |s| {
+            s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
+                && s.sum(
+                    "deliverability_canary_send_failures_total",
+                    &[("provider", "wrong-password")],
+                ) >= 1.0
+                && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
+                && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
+                && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
+        },
+    );
+    (st, dir, e)
+}
