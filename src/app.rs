@@ -27,6 +27,7 @@ pub struct Options {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub max_connections: usize,
+    pub header_timeout: Duration,
     pub web_config_file: Option<PathBuf>,
 }
 
@@ -85,7 +86,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         app.clone(),
         ServerOptions {
             max_connections: opts.max_connections,
-            ..Default::default()
+            header_read_timeout: opts.header_timeout,
         },
         shutdown.clone(),
         grace,
@@ -100,10 +101,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
         observed: Default::default(),
     };
     let boards = checks::Boards::default();
-    app.status
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(boards.routes.clone());
+    {
+        let mut sections = app.status.lock().unwrap_or_else(|e| e.into_inner());
+        sections.push(boards.routes.clone());
+        sections.push(boards.domains.clone());
+        sections.push(boards.reports.clone());
+    }
     let start = |config: &Arc<Config>| {
         let checks = checks::build(config, None, checks::Mode::Serve, &boards);
         let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();

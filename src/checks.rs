@@ -43,6 +43,8 @@ pub enum Mode {
 #[derive(Default, Clone)]
 pub struct Boards {
     pub routes: Arc<RouteBoard>,
+    pub domains: Arc<crate::status::DomainBoard>,
+    pub reports: Arc<crate::status::ReportBoard>,
 }
 
 /// The checks to schedule for `config`, optionally only those of one kind.
@@ -67,6 +69,7 @@ pub fn build(
     }
     if wanted(Kind::Reports)
         && let Some(c) = crate::reports::ReportsCheck::from_config(config)
+            .map(|c| c.with_board(boards.reports.clone()))
     {
         checks.push(Arc::new(c));
     }
@@ -74,6 +77,7 @@ pub fn build(
         config,
         wanted(Kind::Dns),
         wanted(Kind::Dnsbl),
+        boards.domains.clone(),
     ));
     checks
 }

@@ -19,6 +19,7 @@
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
 //! - [`state`]: the state directory, with atomic file replacement.
+//! - [`status`]: the landing page's views of the DNS, blacklist and report checks.
 //! - [`tls`]: rustls client configuration, certificate expiry, handshake failure reasons.
 //! - [`web_config`]: `--web.config.file`: TLS and basic auth for the endpoints.
 
@@ -40,5 +41,6 @@ pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod tls;
 pub mod web_config;

@@ -61,6 +61,11 @@ struct Cli {
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_connections: u32,
 
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (slow clients hold a connection slot at most this long).
+    #[arg(long = "web.header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: std::time::Duration,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     log_level: logging::LogLevel,
@@ -102,6 +107,16 @@ enum Command {
     },
 }
 
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    deliverability_exporter::config::values::parse_duration(s).and_then(|d| {
+        if d.is_zero() {
+            Err("must be more than 0".into())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
@@ -123,6 +138,7 @@ fn main() -> ExitCode {
                 telemetry_path: cli.telemetry_path,
                 enable_lifecycle: cli.enable_lifecycle,
                 max_connections: cli.max_connections as usize,
+                header_timeout: cli.header_timeout,
                 web_config_file: cli.web_config_file,
             };
             match runtime.block_on(app::run(opts)) {

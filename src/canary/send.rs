@@ -92,7 +92,8 @@ pub enum FailureClass {
     Tls,
     /// A stage took longer than `canary.smtp_timeout`.
     Timeout,
-    /// Timed out after the message terminator was sent: it may still arrive.
+    /// Timed out, or the connection broke, after the message terminator was sent and before
+    /// the final reply: it may still arrive, so it is still watched for.
     Uncertain,
     /// The server said something we could not use (no STARTTLS, no common AUTH mechanism,
     /// a malformed reply).
@@ -332,8 +333,12 @@ fn classify(stage: Stage, e: &lettre::transport::smtp::Error) -> SendFailure {
             message: reason,
         };
     }
+    // lettre reports a connection closed before a complete reply as a response error.
+    let closed = e.to_string().contains("incomplete response");
     let class = if e.is_timeout() {
         FailureClass::Timeout
+    } else if closed {
+        FailureClass::Network
     } else if e.is_client() || e.is_response() {
         FailureClass::Protocol
     } else {
@@ -662,7 +667,23 @@ async fn session(
             out.accepted = Some(clean(&resp.message().collect::<Vec<_>>().join(" ")));
             Ok(())
         }
-        Ok(Err(e)) => Err(classify(Stage::Body, &e)),
+        Ok(Err(e)) => {
+            let mut f = classify(Stage::Body, &e);
+            // The connection broke without a final reply after the whole message was handed
+            // over: the server may have queued it (RFC 5321 §6.1), so keep watching for it.
+            if f.code.is_none()
+                && f.class == FailureClass::Network
+                && stats.reads_polled.load(Ordering::Relaxed) > reads_before
+            {
+                f.class = FailureClass::Uncertain;
+                f.message = format!(
+                    "the connection broke after the message was sent, before the final reply ({}); it may still arrive",
+                    f.message
+                );
+                out.data_done = Some(SystemTime::now());
+            }
+            Err(f)
+        }
         Err(_) => {
             // lettre writes the whole message and the terminator before it reads the reply:
             // a read polled since the body began means the terminator was sent.

@@ -91,34 +91,58 @@ pub trait Sightings: Send + Sync {
 /// time.
 #[derive(Default)]
 pub struct Readiness {
-    up: std::sync::Mutex<HashSet<(String, Role)>>,
+    state: std::sync::Mutex<ReadyState>,
     changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct ReadyState {
+    /// Watching now.
+    up: HashSet<(String, Role)>,
+    /// Watching now or has tried and failed: waiting longer for it won't help.
+    settled: HashSet<(String, Role)>,
 }
 
 impl Readiness {
     fn set(&self, seed: &str, role: Role, up: bool) {
-        let mut s = self.up.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (seed.to_string(), role);
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let changed = if up {
-            s.insert((seed.to_string(), role))
+            s.up.insert(key.clone())
         } else {
-            s.remove(&(seed.to_string(), role))
+            s.up.remove(&key)
         };
+        let settled = s.settled.insert(key);
         drop(s);
-        if changed {
+        if changed || settled {
             self.changed.notify_waiters();
         }
     }
 
+    /// Watchers up now.
     pub fn count(&self) -> usize {
-        self.up.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .up
+            .len()
     }
 
-    /// Waits until `n` watchers are up, or `limit` has passed.
+    fn settled(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settled
+            .len()
+    }
+
+    /// Waits until `n` watchers are up or have failed their first attempt, or `limit` has
+    /// passed: one broken seed must not hold back every route's first canary.
     pub async fn wait_for(&self, n: usize, limit: Duration) {
         let until = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.changed.notified();
-            if self.count() >= n {
+            if self.settled() >= n {
                 return;
             }
             if tokio::time::timeout_at(until, notified).await.is_err() {

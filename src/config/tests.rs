@@ -307,6 +307,13 @@ fn secrets_from_env_and_file_never_appear_in_errors_or_debug() {
         e.contains("expected a string, { env = \"NAME\" } or { file = \"/path\" }"),
         "{e}"
     );
+    // A secret of the wrong type is not echoed.
+    let e =
+        err("[[seeds]]\nname = \"s\"\naddress = \"s@b.c\"\nhost = \"h\"\npassword = 987654321\n");
+    assert!(
+        e.contains("seeds[0].password: expected a string") && !e.contains("987654321"),
+        "{e}"
+    );
     // A wrong field next to a plain-text secret must not echo the secret.
     let e = err(
         "[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\npassword = \"plain-secret-xyz\"\nport = 0\n",

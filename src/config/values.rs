@@ -239,6 +239,19 @@ impl<'de> Deserialize<'de> for Secret {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Secret, E> {
                 Ok(Secret::new(s))
             }
+            // A secret of the wrong type is refused without repeating it.
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom(format!("{EXPECTED}, got a number (quote it)")))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom(format!("{EXPECTED}, got a number (quote it)")))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(format!("{EXPECTED}, got a number (quote it)")))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom(format!("{EXPECTED}, got a boolean")))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
                 let Some(key) = map.next_key::<String>()? else {
                     return Err(de::Error::custom(EXPECTED));

@@ -23,6 +23,7 @@ use crate::dns::resolver::{Lookup, Resolver};
 use crate::metrics::dns::DnsMetrics;
 use crate::observed::Observed;
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
+use crate::status::DomainBoard;
 
 const STATE_FILE: &str = "dns-records.json";
 /// Domains checked at once.
@@ -41,7 +42,12 @@ pub fn resolver(config: &Config) -> SharedResolver {
 }
 
 /// The `dns` and `dnsbl` checks a configuration asks for.
-pub fn build(config: &Arc<Config>, dns: bool, dnsbl: bool) -> Vec<Arc<dyn Check>> {
+pub fn build(
+    config: &Arc<Config>,
+    dns: bool,
+    dnsbl: bool,
+    board: Arc<DomainBoard>,
+) -> Vec<Arc<dyn Check>> {
     let mut out: Vec<Arc<dyn Check>> = Vec::new();
     let want_dns = dns && !config.domains.is_empty();
     let zones = zones(config);
@@ -55,6 +61,7 @@ pub fn build(config: &Arc<Config>, dns: bool, dnsbl: bool) -> Vec<Arc<dyn Check>
             config: config.clone(),
             resolver: r.clone(),
             changes: Mutex::new(None),
+            board: board.clone(),
         }));
     }
     if want_dnsbl {
@@ -63,6 +70,7 @@ pub fn build(config: &Arc<Config>, dns: bool, dnsbl: bool) -> Vec<Arc<dyn Check>
             resolver: r,
             zones,
             cache: Arc::new(Cache::default()),
+            board,
         }));
     }
     out
@@ -134,6 +142,7 @@ pub struct DnsCheck {
     config: Arc<Config>,
     resolver: SharedResolver,
     changes: Mutex<Option<ChangeLog>>,
+    board: Arc<DomainBoard>,
 }
 
 impl DnsCheck {
@@ -187,6 +196,7 @@ impl Check for DnsCheck {
             .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
             .collect();
         m.retain_domains(&|l| l.get("domain").is_some_and(|d| domains.contains(d)));
+        self.board.retain(&|d| domains.contains(d));
         for d in &self.config.domains {
             init_domain(m, &domain_input(&self.config, d, Some(&ctx.observed)));
         }
@@ -224,13 +234,24 @@ impl Check for DnsCheck {
                 init_domain(&ctx.metrics.dns, input);
                 match report {
                     Some(r) => {
-                        for (c, reason, _) in
-                            records::record(&ctx.metrics.dns, &r, Some(&mut log), now)
-                        {
+                        let findings = records::record(&ctx.metrics.dns, &r, Some(&mut log), now);
+                        let checks = records::checks_for(r.mta_sts.is_some());
+                        let shown: Vec<(&'static str, String)> =
+                            findings.iter().map(|(c, _, m)| (*c, m.clone())).collect();
+                        self.board.domain(&input.domain, now, &checks, &shown);
+                        for (c, reason, _) in findings {
                             problems.push(format!("{} {c} ({reason})", input.domain));
                         }
                     }
-                    None => problems.push(format!("{} (timed out)", input.domain)),
+                    None => {
+                        let checks = records::checks_for(input.mta_sts.is_some());
+                        let shown: Vec<(&'static str, String)> = checks
+                            .iter()
+                            .map(|c| (*c, "timed out".to_string()))
+                            .collect();
+                        self.board.domain(&input.domain, now, &checks, &shown);
+                        problems.push(format!("{} (timed out)", input.domain));
+                    }
                 }
             }
             self.save_changes(ctx, log);
@@ -335,6 +356,7 @@ pub struct DnsblCheck {
     resolver: SharedResolver,
     zones: Vec<Zone>,
     cache: Arc<Cache>,
+    board: Arc<DomainBoard>,
 }
 
 impl Check for DnsblCheck {
@@ -380,6 +402,22 @@ impl Check for DnsblCheck {
             .await;
             let (listed, errors) =
                 record_round(&ctx.metrics.dns, dns.as_ref(), &self.zones, &round).await;
+            let notable = round
+                .verdicts
+                .iter()
+                .filter_map(|v| match &v.outcome {
+                    Outcome::Listed(_) => {
+                        Some((v.target.to_string(), v.zone.clone(), "listed".to_string()))
+                    }
+                    Outcome::Error { reason, .. } => Some((
+                        v.target.to_string(),
+                        v.zone.clone(),
+                        format!("error: {}", reason.as_str()),
+                    )),
+                    Outcome::NotListed => None,
+                })
+                .collect();
+            self.board.dnsbl(ctx.clock.unix(), notable);
             let unhealthy = round.zones.iter().filter(|(_, h)| !h.healthy).count();
             let summary = format!(
                 "{} targets in {} zones ({} queries): {listed} listed, {errors} errors, {unhealthy} unhealthy zones",
@@ -517,12 +555,15 @@ kind = "domain"
             t,
             vec!["192.0.2.10", "198.51.100.1", "2001:db8::1", "spam.example"]
         );
-        let names: Vec<&str> = build(&c, true, true).iter().map(|c| c.name()).collect();
+        let names: Vec<&str> = build(&c, true, true, Default::default())
+            .iter()
+            .map(|c| c.name())
+            .collect();
         assert_eq!(names, vec!["dns", "dnsbl"]);
-        assert_eq!(build(&c, false, true).len(), 1);
+        assert_eq!(build(&c, false, true, Default::default()).len(), 1);
         let bare = Arc::new(load("").unwrap());
         assert!(
-            build(&bare, true, true).is_empty(),
+            build(&bare, true, true, Default::default()).is_empty(),
             "no domains, no zones: nothing to run"
         );
     }

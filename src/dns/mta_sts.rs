@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::http_client::{self, HttpError, Target};
 
-use crate::dns::resolver::{Lookup, RType};
+use crate::dns::resolver::{Lookup, RType, txt_records};
 use crate::dns::tags;
 
 /// RFC 8461 section 3.2: policies larger than this may be refused; we refuse them.
@@ -236,15 +236,13 @@ pub async fn check(
 ) -> StsReport {
     let mut rep = StsReport::default();
     let name = format!("_mta-sts.{domain}");
-    let txts = match dns.lookup(&name, RType::Txt).await {
-        Ok(a) => a.txts(),
-        Err(e) if e.is_void() => Vec::new(),
+    let recs = match txt_records(dns, &name, is_sts).await {
+        Ok(r) => r,
         Err(e) => {
             rep.problem = Some((Reason::DnsError, e.to_string()));
             return rep;
         }
     };
-    let recs: Vec<String> = txts.into_iter().filter(|t| is_sts(t)).collect();
     match recs.len() {
         0 => {
             rep.problem = Some((Reason::NoRecord, format!("no MTA-STS record at {name}")));

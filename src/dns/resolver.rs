@@ -166,6 +166,20 @@ impl LookupError {
 }
 
 /// Anything that answers DNS questions: the real [`Resolver`], or a fake in tests.
+/// The TXT records at `name` that `keep` accepts (each record's strings joined); none when the
+/// name or the record type doesn't exist (a void lookup).
+pub async fn txt_records(
+    dns: &dyn Lookup,
+    name: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, LookupError> {
+    match dns.lookup(name, RType::Txt).await {
+        Ok(a) => Ok(a.txts().into_iter().filter(|t| keep(t)).collect()),
+        Err(e) if e.is_void() => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 pub trait Lookup: Send + Sync {
     fn lookup<'a>(
         &'a self,

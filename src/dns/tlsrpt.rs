@@ -1,7 +1,7 @@
 //! SMTP TLS Reporting policy records (RFC 8460): the `_smtp._tls.<domain>` TXT record,
 //! `v=TLSRPTv1; rua=<uri>[,<uri>]`, where `rua` URIs are `mailto:` or `https:`.
 
-use crate::dns::resolver::{Lookup, RType};
+use crate::dns::resolver::{Lookup, txt_records};
 use crate::dns::tags::{self, TagError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,15 +87,13 @@ pub struct TlsRptReport {
 pub async fn check(dns: &dyn Lookup, domain: &str) -> TlsRptReport {
     let name = format!("_smtp._tls.{domain}");
     let mut rep = TlsRptReport::default();
-    let txts = match dns.lookup(&name, RType::Txt).await {
-        Ok(a) => a.txts(),
-        Err(e) if e.is_void() => Vec::new(),
+    let recs = match txt_records(dns, &name, is_tlsrpt).await {
+        Ok(r) => r,
         Err(e) => {
             rep.problem = Some((Reason::DnsError, e.to_string()));
             return rep;
         }
     };
-    let recs: Vec<String> = txts.into_iter().filter(|t| is_tlsrpt(t)).collect();
     match recs.len() {
         0 => rep.problem = Some((Reason::NoRecord, format!("no TLS-RPT record at {name}"))),
         1 => {

@@ -37,6 +37,8 @@ pub struct ReportsCheck {
     limits: Limits,
     label_limit: usize,
     retention: Duration,
+    /// The landing page's recent reports.
+    board: Option<Arc<crate::status::ReportBoard>>,
 }
 
 impl ReportsCheck {
@@ -111,7 +113,14 @@ impl ReportsCheck {
             limits: Limits::from_config(r),
             label_limit: r.label_limit,
             retention: r.ledger_retention.get(),
+            board: None,
         })
+    }
+
+    /// Shows the reports read on the landing page.
+    pub fn with_board(mut self, board: Arc<crate::status::ReportBoard>) -> ReportsCheck {
+        self.board = Some(board);
+        self
     }
 
     /// Scans every source once (blocking).
@@ -136,6 +145,7 @@ impl ReportsCheck {
                     metrics,
                     domains: &domains,
                     sources: &sources,
+                    board: self.board.as_deref().map(|b| (b, ctx.clock.unix())),
                 },
                 limits: self.limits,
                 now: ctx.clock.unix() as u64,
@@ -178,6 +188,7 @@ impl ReportsCheck {
                 metrics,
                 domains: &domains,
                 sources: &sources,
+                board: self.board.as_deref().map(|b| (b, ctx.clock.unix())),
             });
         };
         for s in &self.imap_sources {

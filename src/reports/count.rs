@@ -14,6 +14,8 @@ pub struct Counting<'a> {
     pub metrics: &'a ReportMetrics,
     pub domains: &'a Domains,
     pub sources: &'a SourceNames,
+    /// Where the landing page's recent reports are kept, with the time of reading.
+    pub board: Option<(&'a crate::status::ReportBoard, f64)>,
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -24,10 +26,31 @@ impl Counting<'_> {
     /// Counts a new report. `false` when nothing was counted because its domains are not
     /// configured and `reports.unknown_domains = "ignore"`.
     pub fn count(&self, report: &Report) -> bool {
-        match report {
+        let counted = match report {
             Report::Dmarc(r) => self.count_dmarc(r),
             Report::Tls(r) => self.count_tls(r),
+        };
+        if counted && let Some((board, at)) = self.board {
+            board.push(match report {
+                Report::Dmarc(r) => crate::status::ReportLine {
+                    at,
+                    kind: "dmarc",
+                    reporter: r.org_name.clone(),
+                    domain: r.policy.domain.clone(),
+                    id: r.report_id.clone(),
+                    messages: r.messages,
+                },
+                Report::Tls(r) => crate::status::ReportLine {
+                    at,
+                    kind: "tls-rpt",
+                    reporter: r.organization_name.clone(),
+                    domain: r.domain().to_string(),
+                    id: r.report_id.clone(),
+                    messages: r.policies.iter().map(|p| p.successful + p.failed).sum(),
+                },
+            });
         }
+        counted
     }
 
     /// Counts a part that gave no report.

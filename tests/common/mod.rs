@@ -457,3 +457,79 @@ pub fn smtp_deliver(port: u16, from: &str, to: &str, msg: &[u8]) {
     expect("250");
     s.write_all(b"QUIT\r\n").unwrap();
 }
+
+/// Renders the demo's configuration for this stack, with an extra failing provider.
+pub fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
+    let template = std::fs::read_to_string(repo().join("examples/local-stack.toml.in")).unwrap();
+    let mut text = String::new();
+    let mut rest = template.as_str();
+    while let Some(i) = rest.find('@') {
+        text.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find('@') {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && j > 0 =>
+            {
+                text.push_str(st.get(&after[..j]));
+                rest = &after[j + 1..];
+            }
+            _ => {
+                text.push('@');
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    let text = text.replace(
+        &format!("{}/exporter-state", st.dir.display()),
+        &dir.path().join("state").display().to_string(),
+    );
+    let text = text.replace("interval = \"30s\"", "interval = \"10s\"");
+    let extra = format!(
+        "\n[[providers]]\nname = \"wrong-password\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"sender2@dx.test\"\npassword = \"not-it\"\nfrom = \"canary@dx.test\"\nca_file = \"{}\"\n",
+        st.port("DX_SMTP_SUBMIT_PORT"),
+        st.get("DX_CA_FILE")
+    );
+    // Providers must come before the tables that follow them in TOML; append at the end is
+    // fine because [[providers]] is an array of tables.
+    let p = dir.path().join("dx.toml");
+    std::fs::write(&p, text + &extra).unwrap();
+    p
+}
+
+/// The demo's scenario on a private stack: the demo's reports mailed into the rua mailbox and
+/// the exporter running the demo's configuration (plus a failing provider), waited for until
+/// canaries, DNS, blacklist and report results are all in.
+pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
+    let st = Stack::start(name, &[]);
+    let dir = TempDir::new(name);
+    let mail = Command::new("python3")
+        .arg(repo().join("scripts/stack.d/mail-demo-reports.py"))
+        .arg(st.dir.join("env"))
+        .output()
+        .unwrap();
+    assert!(
+        mail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mail.stderr)
+    );
+    let e = Exporter::start(&demo_config(&st, &dir), &[]);
+    e.wait_for(
+        "canaries, DNS, blacklist and report results",
+        Duration::from_secs(90),
+        |s| {
+            s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
+                && s.sum(
+                    "deliverability_canary_send_failures_total",
+                    &[("provider", "wrong-password")],
+                ) >= 1.0
+                && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
+                && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
+                && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
+        },
+    );
+    (st, dir, e)
+}

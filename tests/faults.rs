@@ -1,0 +1,584 @@
+//! The fault matrix on the real stack: SMTP, IMAP, DNS and state-directory faults. In every
+//! case the exporter keeps serving /metrics, the failing part shows in its metrics, and it
+//! recovers by itself when the fault ends.
+//!
+//! Scripted peers are used only where no real server can be made to produce the fault on
+//! demand, and each says so: an SMTP server that answers 421 to the connection, one that cuts
+//! the connection in the middle of the message, and an IMAP server that sends garbage.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Exporter, Scrape, Stack, TempDir, bin};
+
+/// Accepts connections and never says a word (a server that hangs before its banner).
+fn sink() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// Scripted SMTP peer (Postfix can't be told to do these on demand): `greeting421` answers the
+/// connection with 421; `cut_at_data` closes the connection when DATA comes, without a reply;
+/// `close_after_message` reads the whole message and closes without the final reply.
+fn scripted_smtp(mode: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                if mode == "greeting421" {
+                    let _ = w.write_all(
+                        b"421 4.3.2 Service not available, closing transmission channel\r\n",
+                    );
+                    return;
+                }
+                let _ = w.write_all(b"220 scripted.test ESMTP\r\n");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let cmd = line.to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") {
+                        b"250-scripted.test\r\n250 8BITMIME\r\n"
+                    } else if cmd.starts_with("DATA") && mode == "cut_at_data" {
+                        let _ = w.shutdown(std::net::Shutdown::Both);
+                        return;
+                    } else if cmd.starts_with("DATA") {
+                        let _ = w.write_all(b"354 go ahead\r\n");
+                        let mut l = String::new();
+                        while r.read_line(&mut l).unwrap_or(0) > 0 && l != ".\r\n" {
+                            l.clear();
+                        }
+                        let _ = w.shutdown(std::net::Shutdown::Both);
+                        return;
+                    } else if cmd.starts_with("QUIT") {
+                        return;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Scripted IMAP peer (Dovecot never sends garbage): a greeting, then noise for every command.
+fn scripted_imap_garbage() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = s.write_all(b"* OK garbage server ready\r\n");
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    if s.write_all(b"\x00\xff}}}} NOT IMAP {99999999}\r\n)))\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+fn provider(name: &str, port: u16, tls: &str, creds: Option<(&str, &str)>, ca: &str) -> String {
+    let c = creds
+        .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[[providers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{c}from = \"canary@dx.test\"\nca_file = \"{ca}\"\n\n"
+    )
+}
+
+fn seed(name: &str, address: &str, port: u16, tls: &str, user: &str, pw: &str, ca: &str) -> String {
+    format!(
+        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nusername = \"{user}\"\npassword = \"{pw}\"\nca_file = \"{ca}\"\n\n"
+    )
+}
+
+fn write_config(dir: &TempDir, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join("dx.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[exporter]\nstate_dir = \"{}\"\n\n{text}",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn fails(s: &Scrape, p: &str, stage: &str, class: &str, code: &str) -> f64 {
+    s.sum(
+        "deliverability_canary_send_failures_total",
+        &[
+            ("provider", p),
+            ("stage", stage),
+            ("class", class),
+            ("code", code),
+        ],
+    )
+}
+
+#[test]
+fn smtp_faults_are_classified_and_a_stopped_postfix_recovers() {
+    let st = Stack::start("faults-smtp", &[]);
+    let dir = TempDir::new("faults-smtp");
+    let ca = st.get("DX_CA_FILE");
+    let mut body = String::from(
+        "[canary]\ninterval = \"2s\"\njitter = 0.0\ndeadline = \"30s\"\nsmtp_timeout = \"1s\"\n\n",
+    );
+    body += &provider("hang", sink(), "none", None, ca);
+    body += &provider("refuse421", scripted_smtp("greeting421"), "none", None, ca);
+    body += &provider("cut", scripted_smtp("cut_at_data"), "none", None, ca);
+    body += &provider(
+        "noreply",
+        scripted_smtp("close_after_message"),
+        "none",
+        None,
+        ca,
+    );
+    body += &provider("postfix", st.port("DX_SMTP_MX_PORT"), "starttls", None, ca);
+    body += &seed(
+        "s1",
+        "seed1@seed.test",
+        st.port("DX_IMAPS_PORT"),
+        "implicit",
+        "seed1@seed.test",
+        "pw-seed1",
+        ca,
+    );
+    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let s = e.wait_for(
+        "every SMTP fault classified",
+        Duration::from_secs(30),
+        |s| {
+            fails(s, "hang", "ehlo", "timeout", "") >= 1.0
+                && fails(s, "refuse421", "ehlo", "transient", "421") >= 1.0
+                && fails(s, "cut", "data", "network", "") >= 1.0
+                && fails(s, "noreply", "body", "uncertain", "") >= 1.0
+                && s.value(
+                    "deliverability_canary_uncertain_total",
+                    &[("provider", "noreply"), ("seed", "s1")],
+                ) >= Some(1.0)
+                && s.value(
+                    "deliverability_canary_delivered_total",
+                    &[
+                        ("provider", "postfix"),
+                        ("seed", "s1"),
+                        ("placement", "inbox"),
+                    ],
+                ) >= Some(1.0)
+        },
+    );
+    for p in ["hang", "refuse421", "cut", "noreply"] {
+        assert_eq!(
+            s.value(
+                "deliverability_canary_success",
+                &[("provider", p), ("seed", "s1")]
+            ),
+            Some(0.0),
+            "{p}"
+        );
+    }
+
+    // Postfix stops: connections are refused, the exporter says so and keeps serving.
+    st.ctl(&["stop", "postfix"]);
+    let s = e.wait_for(
+        "connect failures while Postfix is down",
+        Duration::from_secs(20),
+        |s| fails(s, "postfix", "connect", "network", "") >= 1.0,
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_success",
+            &[("provider", "postfix"), ("seed", "s1")]
+        ),
+        Some(0.0)
+    );
+    let delivered = s
+        .value(
+            "deliverability_canary_delivered_total",
+            &[
+                ("provider", "postfix"),
+                ("seed", "s1"),
+                ("placement", "inbox"),
+            ],
+        )
+        .unwrap();
+    // Postfix is back: the next canary goes through, nothing to do by hand.
+    st.ctl(&["start", "postfix"]);
+    let s = e.wait_for(
+        "a delivery after Postfix is back",
+        Duration::from_secs(30),
+        |s| {
+            s.value(
+                "deliverability_canary_delivered_total",
+                &[
+                    ("provider", "postfix"),
+                    ("seed", "s1"),
+                    ("placement", "inbox"),
+                ],
+            )
+            .unwrap_or(0.0)
+                > delivered
+        },
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_canary_success",
+            &[("provider", "postfix"), ("seed", "s1")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn imap_faults_show_in_the_watchers_and_a_deleted_folder_comes_back() {
+    let st = Stack::start("faults-imap", &[]);
+    let dir = TempDir::new("faults-imap");
+    let ca = st.get("DX_CA_FILE");
+    let imaps = st.port("DX_IMAPS_PORT");
+    let mut body = String::from("[canary]\ninterval = \"1h\"\nimap_timeout = \"2s\"\n\n");
+    body += &provider("postfix", st.port("DX_SMTP_MX_PORT"), "starttls", None, ca);
+    body += &seed(
+        "good",
+        "seed1@seed.test",
+        imaps,
+        "implicit",
+        "seed1@seed.test",
+        "pw-seed1",
+        ca,
+    );
+    body += &seed(
+        "refused",
+        "seed2@seed.test",
+        imaps,
+        "implicit",
+        "denied@seed.test",
+        "pw-denied",
+        ca,
+    );
+    body += &seed(
+        "garbage",
+        "seed3@seed.test",
+        scripted_imap_garbage(),
+        "none",
+        "seed3@seed.test",
+        "pw-seed3",
+        ca,
+    );
+    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let up = |s: &Scrape, seed: &str, folder: &str| {
+        s.value(
+            "deliverability_imap_up",
+            &[("seed", seed), ("folder", folder)],
+        )
+    };
+    let reconnects = |s: &Scrape, seed: &str, folder: &str| {
+        s.value(
+            "deliverability_imap_reconnects_total",
+            &[("seed", seed), ("folder", folder)],
+        )
+        .unwrap_or(0.0)
+    };
+    let s = e.wait_for(
+        "the faulty seeds to be retried",
+        Duration::from_secs(30),
+        |s| {
+            up(s, "good", "inbox") == Some(1.0)
+                && up(s, "good", "spam") == Some(1.0)
+                && reconnects(s, "refused", "inbox") >= 1.0
+                && reconnects(s, "garbage", "inbox") >= 1.0
+        },
+    );
+    assert_eq!(up(&s, "refused", "inbox"), Some(0.0));
+    assert_eq!(up(&s, "garbage", "inbox"), Some(0.0));
+    let log = e.log_text();
+    assert!(log.contains("login as denied@seed.test refused"), "{log}");
+
+    // The spam folder is deleted under its watcher: the watcher notices, reconnects, and
+    // Dovecot (auto = subscribe) creates the folder again at the next login.
+    let before = reconnects(&s, "good", "spam");
+    let py = format!(
+        "import imaplib, ssl\nc = ssl.create_default_context(cafile='{ca}')\nm = imaplib.IMAP4_SSL('127.0.0.1', {imaps}, ssl_context=c)\nm.login('seed1@seed.test', 'pw-seed1')\nprint(m.delete('Junk'))\nm.logout()\n"
+    );
+    let out = Command::new("python3").arg("-c").arg(&py).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = e.wait_for(
+        "the spam watcher to reconnect after its folder was deleted",
+        Duration::from_secs(40),
+        |s| reconnects(s, "good", "spam") > before && up(s, "good", "spam") == Some(1.0),
+    );
+    assert_eq!(
+        up(&s, "good", "inbox"),
+        Some(1.0),
+        "the inbox watcher is not affected"
+    );
+    assert_eq!(e.get("/-/healthy").0, 200);
+}
+
+#[test]
+fn dns_faults_servfail_and_truncated_answers() {
+    let st = Stack::start("faults-dns", &[]);
+    let dir = TempDir::new("faults-dns");
+    let body = format!(
+        r#"[dns]
+nameservers = ["127.0.0.1:{dns}"]
+timeout = "2s"
+
+[[domains]]
+name = "bigspf.faults.test"
+mta_sts = false
+
+[[domains]]
+name = "servfail.test"
+mta_sts = false
+
+[dnsbl]
+ips = ["192.0.2.10"]
+
+[[dnsbl.custom]]
+name = "servfail-list"
+zone = "servfail.test"
+kind = "ip"
+"#,
+        dns = st.port("DX_DNS_PORT")
+    );
+    let cfg = write_config(&dir, &body);
+    let run = |only: &str| {
+        let out = Command::new(bin())
+            .args(["--config.file"])
+            .arg(&cfg)
+            .args(["once", "--only", only])
+            .output()
+            .unwrap();
+        Scrape(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let s = run("dns");
+    // A 2 kB SPF record: the UDP answer comes back truncated and is fetched again over TCP.
+    assert_eq!(
+        s.value(
+            "deliverability_dns_check_success",
+            &[("domain", "bigspf.faults.test"), ("check", "spf")]
+        ),
+        Some(1.0),
+        "{}",
+        s.0
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_spf_dns_lookups",
+            &[("domain", "bigspf.faults.test")]
+        ),
+        Some(0.0)
+    );
+    // SERVFAIL: an error with its reason, never a verdict on the record.
+    assert_eq!(
+        s.value(
+            "deliverability_dns_check_success",
+            &[("domain", "servfail.test"), ("check", "spf")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        s.sum(
+            "deliverability_dns_check_errors_total",
+            &[("domain", "servfail.test"), ("reason", "dns_error")]
+        ) >= 1.0,
+        "{}",
+        s.0
+    );
+    let s = run("dnsbl");
+    assert_eq!(
+        s.value(
+            "deliverability_dnsbl_listed",
+            &[("target", "192.0.2.10"), ("zone", "servfail-list")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        s.value(
+            "deliverability_dnsbl_zone_healthy",
+            &[("zone", "servfail-list")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        s.sum(
+            "deliverability_dnsbl_error",
+            &[("target", "192.0.2.10"), ("zone", "servfail-list")]
+        ) >= 1.0,
+        "{}",
+        s.0
+    );
+}
+
+fn dmarc(id: u32) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>r.example</org_name><email>d@r.example</email><report_id>k{id}</report_id><date_range><begin>1795900000</begin><end>1795986399</end></date_range></report_metadata><policy_published><domain>dx.test</domain><p>reject</p></policy_published><record><row><source_ip>127.0.0.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>dx.test</header_from></identifiers><auth_results><dkim><domain>dx.test</domain><result>pass</result></dkim></auth_results></record></feedback>"
+    )
+}
+
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file()))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn ledger_reports(state: &Path) -> usize {
+    let text = std::fs::read_to_string(state.join("reports-ledger.json")).unwrap_or_default();
+    text.matches("dx.test").count()
+}
+
+#[test]
+fn sigkill_in_the_middle_of_reports_counts_nothing_twice() {
+    let dir = TempDir::new("faults-kill");
+    let inbox = dir.path().join("reports");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let n = 600;
+    for i in 0..n {
+        std::fs::write(inbox.join(format!("r{i:04}.xml")), dmarc(i)).unwrap();
+    }
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
+            inbox.display()
+        ),
+    );
+    let e = Exporter::start(&cfg, &[]);
+    // Kill it as soon as it has started moving files.
+    let processed = inbox.join("processed");
+    let start = std::time::Instant::now();
+    while files(&processed) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no file processed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    e.signal("KILL");
+    drop(e);
+    let state = dir.path().join("state");
+    let known = ledger_reports(&state);
+    assert!(
+        known > 0 && known < n as usize,
+        "the kill should land mid-way (ledger knows {known} of {n})"
+    );
+    // Restarted, it counts exactly the reports the ledger did not know: none twice.
+    let e = Exporter::start(&cfg, &[]);
+    let s = e.wait_for("every file processed", Duration::from_secs(60), |_| {
+        files(&processed) == n as usize && files(&inbox) == 0
+    });
+    let s2 = e.wait_for("the counts of the run", Duration::from_secs(10), |s| {
+        s.sum("deliverability_dmarc_reports_total", &[]) >= (n as usize - known) as f64
+    });
+    let counted = s2.sum("deliverability_dmarc_reports_total", &[]);
+    assert_eq!(
+        counted as usize,
+        n as usize - known,
+        "counted after the restart: {counted}, ledger knew {known} of {n}"
+    );
+    assert_eq!(ledger_reports(&state), n as usize);
+    drop(s);
+}
+
+#[test]
+fn a_full_disk_during_a_ledger_write_counts_nothing_and_recovers() {
+    let dir = TempDir::new("faults-full");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        mounted,
+        "this test needs to mount a small tmpfs (it runs as root in CI)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(state.clone());
+    let inbox = dir.path().join("reports");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for i in 0..20 {
+        std::fs::write(inbox.join(format!("r{i:02}.xml")), dmarc(i)).unwrap();
+    }
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
+            inbox.display()
+        ),
+    );
+    let e = Exporter::start(&cfg, &[]);
+    // Fill the state directory's disk.
+    let filler = state.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 512 * 1024]);
+    let s = e.wait_for("a failed report run", Duration::from_secs(20), |s| {
+        s.value(
+            "deliverability_check_runs_total",
+            &[("check", "reports"), ("result", "failure")],
+        ) >= Some(1.0)
+    });
+    assert_eq!(
+        s.sum("deliverability_dmarc_reports_total", &[]),
+        0.0,
+        "nothing is counted before the ledger is saved"
+    );
+    assert_eq!(files(&inbox), 20, "nothing is moved either");
+    assert!(
+        e.log_text().contains("No space left on device") || e.log_text().contains("ledger"),
+        "{}",
+        e.log_text()
+    );
+    // Space again: the next run counts each report once.
+    std::fs::remove_file(&filler).unwrap();
+    let s = e.wait_for(
+        "the reports counted once the disk has room",
+        Duration::from_secs(20),
+        |s| s.sum("deliverability_dmarc_reports_total", &[]) == 20.0,
+    );
+    assert_eq!(
+        s.value("deliverability_check_success", &[("check", "reports")]),
+        Some(1.0)
+    );
+    assert_eq!(files(&inbox), 0);
+}
