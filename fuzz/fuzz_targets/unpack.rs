@@ -1,9 +1,10 @@
 //! Any bytes, as a report file or a fetched message, into `reports::read_bytes`: the
 //! container sniffing and unpacking (gzip, zip, e-mail with MIME parts, mbox, nested), the
 //! shared byte budget, and the DMARC and TLS-RPT readers behind them. Every report found then
-//! goes where a real one goes: its ledger key, its JSON line, and the counting into the
-//! report metrics with their label cap. Checks that no input vanishes without a report or
-//! an error, and that a DMARC report's tallies add up to its message total.
+//! goes where a real one goes: its ledger key, its JSON line, the counting into the report
+//! metrics with their label cap, and the landing page's recent reports. Checks that no input
+//! vanishes without a report or an error, and that a DMARC report's tallies add up to its
+//! message total.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,11 +15,14 @@ use deliverability_exporter::metrics::Metrics;
 use deliverability_exporter::reports::count::Counting;
 use deliverability_exporter::reports::names::{Domains, SourceNames};
 use deliverability_exporter::reports::{Report, cli, ledger, read_bytes};
+use deliverability_exporter::server::StatusSection;
+use deliverability_exporter::status::ReportBoard;
 use deliverability_exporter_fuzz::LIMITS;
 use libfuzzer_sys::fuzz_target;
 
 struct World {
     metrics: Metrics,
+    board: ReportBoard,
     domains: Domains,
     sources: SourceNames,
 }
@@ -42,6 +46,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     ];
     World {
         metrics,
+        board: ReportBoard::default(),
         domains: Domains::new(["example.com", "example.org"], UnknownDomains::Other),
         sources: SourceNames::new(&map, &observed),
     }
@@ -54,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         metrics: &w.metrics.reports,
         domains: &w.domains,
         sources: &w.sources,
+        board: Some((&w.board, 1_700_000_000.0)),
     };
     // Nothing is dropped silently: an input gives a report or says why not.
     assert!(
@@ -73,5 +79,8 @@ fuzz_target!(|data: &[u8]| {
     for e in &out.errors {
         let _ = e.error.to_string();
         counting.count_error("fuzz", &e.error);
+    }
+    if !out.reports.is_empty() {
+        let _ = w.board.html();
     }
 });
