@@ -51,7 +51,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
     metrics
         .config_last_reload_success_timestamp
         .set(clock.unix());
-    let state = StateDir::open(&config.exporter.state_dir).map_err(|e| e.to_string())?;
+    let state = StateDir::open(&config.exporter.state_dir)
+        .map_err(|e| e.to_string())?
+        .counting_write_errors(
+            metrics.state_write_errors.clone(),
+            metrics.state_write_failing.clone(),
+        );
     let web = match &opts.web_config_file {
         Some(f) => Some(Arc::new(
             crate::web_config::WebConfig::open(f).map_err(|e| e.to_string())?,

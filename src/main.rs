@@ -186,6 +186,10 @@ fn main() -> ExitCode {
                 };
             runtime.block_on(async {
                 let metrics = Arc::new(Metrics::bare());
+                let state = state.counting_write_errors(
+                    metrics.state_write_errors.clone(),
+                    metrics.state_write_failing.clone(),
+                );
                 let ctx = schedule::Context {
                     metrics: metrics.clone(),
                     clock: deliverability_exporter::clock::Clock::system(),

@@ -26,9 +26,20 @@ pub enum StateError {
     BadName(String),
 }
 
+/// Every file the exporter keeps in its state directory (the `file` label of
+/// `deliverability_state_write_errors_total`).
+pub const FILES: [&str; 3] = [
+    crate::canary::tracker::FILE,
+    crate::reports::ledger::FILE_NAME,
+    crate::dns::check::STATE_FILE,
+];
+
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Failed writes by file name, and whether the last write of each failed, when the
+    /// exporter's metrics are attached.
+    write_errors: Option<(prometheus::IntCounterVec, prometheus::IntGaugeVec)>,
 }
 
 impl StateDir {
@@ -54,7 +65,24 @@ impl StateDir {
         })?;
         Ok(StateDir {
             root: root.to_path_buf(),
+            write_errors: None,
         })
+    }
+
+    /// Counts every failed write in `errors` and keeps `failing` at 1 from a failed write of a
+    /// file to the next successful one (both labelled by file name). The series of the known
+    /// [`FILES`] are created at once so that they exist from the first scrape.
+    pub fn counting_write_errors(
+        mut self,
+        errors: prometheus::IntCounterVec,
+        failing: prometheus::IntGaugeVec,
+    ) -> StateDir {
+        for f in FILES {
+            errors.with_label_values(&[f]);
+            failing.with_label_values(&[f]).set(0);
+        }
+        self.write_errors = Some((errors, failing));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -110,6 +138,14 @@ impl StateDir {
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
+        }
+        if let Some((errors, failing)) = &self.write_errors {
+            if result.is_err() {
+                errors.with_label_values(&[name]).inc();
+            }
+            failing
+                .with_label_values(&[name])
+                .set(i64::from(result.is_err()));
         }
         result
     }
@@ -171,6 +207,43 @@ mod tests {
             )),
             "{e}"
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn failed_writes_are_counted_by_file_and_keep_the_old_content() {
+        let d = tempdir("count");
+        let counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("errors_total", "test"),
+            &["file"],
+        )
+        .unwrap();
+        let failing =
+            prometheus::IntGaugeVec::new(prometheus::Opts::new("failing", "test"), &["file"])
+                .unwrap();
+        let s = StateDir::open(&d)
+            .unwrap()
+            .counting_write_errors(counter.clone(), failing.clone());
+        for f in FILES {
+            assert_eq!(counter.with_label_values(&[f]).get(), 0, "{f} exists at 0");
+        }
+        s.write_atomic(FILES[1], b"old").unwrap();
+        // A directory where the temporary file should go makes its creation fail (for root too).
+        let blocker = d.join(format!(".{}.tmp-{}", FILES[1], std::process::id()));
+        fs::create_dir(&blocker).unwrap();
+        let e = s.write_atomic(FILES[1], b"new").unwrap_err().to_string();
+        assert!(e.contains("create failed"), "{e}");
+        assert_eq!(counter.with_label_values(&[FILES[1]]).get(), 1);
+        assert_eq!(failing.with_label_values(&[FILES[1]]).get(), 1);
+        assert_eq!(counter.with_label_values(&[FILES[0]]).get(), 0);
+        assert_eq!(failing.with_label_values(&[FILES[0]]).get(), 0);
+        assert_eq!(s.read(FILES[1]).unwrap().as_deref(), Some(&b"old"[..]));
+        // The fault goes away: the next write succeeds and clears the gauge, not the counter.
+        fs::remove_dir(&blocker).unwrap();
+        s.write_atomic(FILES[1], b"new").unwrap();
+        assert_eq!(failing.with_label_values(&[FILES[1]]).get(), 0);
+        assert_eq!(counter.with_label_values(&[FILES[1]]).get(), 1);
+        assert_eq!(s.read(FILES[1]).unwrap().as_deref(), Some(&b"new"[..]));
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -441,6 +441,70 @@ kind = "ip"
     );
 }
 
+#[test]
+fn dns_a_nameserver_that_stops_answering_then_comes_back() {
+    let st = Stack::start("faults-dnsdown", &[]);
+    let dir = TempDir::new("faults-dnsdown");
+    let dns = st.port("DX_DNS_PORT");
+    let body = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{dns}\"]\ntimeout = \"1s\"\nattempts = 1\ninterval = \"10s\"\n\n[[domains]]\nname = \"dx.test\"\nmta_sts = false\n"
+    );
+    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let spf = |s: &Scrape| {
+        s.value(
+            "deliverability_dns_check_success",
+            &[("domain", "dx.test"), ("check", "spf")],
+        )
+    };
+    let errors = |s: &Scrape| {
+        s.sum(
+            "deliverability_dns_check_errors_total",
+            &[("domain", "dx.test"), ("reason", "dns_error")],
+        )
+    };
+    e.wait_for("a first good run", Duration::from_secs(20), |s| {
+        spf(s) == Some(1.0)
+    });
+
+    // Unbound stops, and a scripted peer takes its port and never says a word (no real
+    // nameserver can be made to stay silent on demand): every query times out.
+    st.ctl(&["stop", "unbound"]);
+    let silent_udp = std::net::UdpSocket::bind(("127.0.0.1", dns)).unwrap();
+    let silent_tcp = TcpListener::bind(("127.0.0.1", dns)).unwrap();
+    let s = e.wait_for(
+        "errors while the nameserver is silent",
+        Duration::from_secs(30),
+        |s| spf(s) == Some(0.0) && errors(s) >= 1.0,
+    );
+    let during = errors(&s);
+    let log = e.log_text();
+    assert!(
+        log.contains("dx.test: no answer from the nameservers in time"),
+        "the log says the queries timed out: {log}"
+    );
+    assert_eq!(e.get("/-/healthy").0, 200, "the exporter keeps serving");
+
+    // The nameserver answers again: the next run is clean, with nothing to do by hand.
+    drop(silent_udp);
+    drop(silent_tcp);
+    st.ctl(&["start", "unbound"]);
+    let s = e.wait_for(
+        "a good run after the nameserver is back",
+        Duration::from_secs(30),
+        |s| spf(s) == Some(1.0),
+    );
+    assert!(errors(&s) >= during);
+    assert_eq!(
+        s.value(
+            "deliverability_dns_check_success",
+            &[("domain", "dx.test"), ("check", "mx")]
+        ),
+        Some(1.0),
+        "{}",
+        s.0
+    );
+}
+
 fn dmarc(id: u32) -> String {
     format!(
         "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>r.example</org_name><email>d@r.example</email><report_id>k{id}</report_id><date_range><begin>1795900000</begin><end>1795986399</end></date_range></report_metadata><policy_published><domain>dx.test</domain><p>reject</p></policy_published><record><row><source_ip>127.0.0.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>dx.test</header_from></identifiers><auth_results><dkim><domain>dx.test</domain><result>pass</result></dkim></auth_results></record></feedback>"
@@ -461,6 +525,41 @@ fn ledger_reports(state: &Path) -> usize {
     text.matches("dx.test").count()
 }
 
+/// A configuration that reads DMARC reports from the directory `inbox` every second.
+fn reports_dir_config(dir: &TempDir, inbox: &Path) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
+            inbox.display()
+        ),
+    )
+}
+
+/// Unmounts the tmpfs of [`tmpfs`] when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts a small tmpfs on `dir` (a disk that can be filled or turned read-only on demand).
+fn tmpfs(dir: &Path, size: &str) -> Unmount {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        mounted,
+        "this test needs to mount a small tmpfs (it runs as root in CI)"
+    );
+    Unmount(dir.to_path_buf())
+}
+
 #[test]
 fn sigkill_in_the_middle_of_reports_counts_nothing_twice() {
     let dir = TempDir::new("faults-kill");
@@ -470,13 +569,7 @@ fn sigkill_in_the_middle_of_reports_counts_nothing_twice() {
     for i in 0..n {
         std::fs::write(inbox.join(format!("r{i:04}.xml")), dmarc(i)).unwrap();
     }
-    let cfg = write_config(
-        &dir,
-        &format!(
-            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
-            inbox.display()
-        ),
-    );
+    let cfg = reports_dir_config(&dir, &inbox);
     let e = Exporter::start(&cfg, &[]);
     // Kill it as soon as it has started moving files.
     let processed = inbox.join("processed");
@@ -519,35 +612,13 @@ fn a_full_disk_during_a_ledger_write_counts_nothing_and_recovers() {
     let dir = TempDir::new("faults-full");
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap()
-        .success();
-    assert!(
-        mounted,
-        "this test needs to mount a small tmpfs (it runs as root in CI)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(state.clone());
+    let _guard = tmpfs(&state, "256k");
     let inbox = dir.path().join("reports");
     std::fs::create_dir_all(&inbox).unwrap();
     for i in 0..20 {
         std::fs::write(inbox.join(format!("r{i:02}.xml")), dmarc(i)).unwrap();
     }
-    let cfg = write_config(
-        &dir,
-        &format!(
-            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
-            inbox.display()
-        ),
-    );
+    let cfg = reports_dir_config(&dir, &inbox);
     let e = Exporter::start(&cfg, &[]);
     // Fill the state directory's disk.
     let filler = state.join("filler");
@@ -564,6 +635,13 @@ fn a_full_disk_during_a_ledger_write_counts_nothing_and_recovers() {
         "nothing is counted before the ledger is saved"
     );
     assert_eq!(files(&inbox), 20, "nothing is moved either");
+    assert_eq!(
+        s.value(
+            "deliverability_state_write_failing",
+            &[("file", "reports-ledger.json")]
+        ),
+        Some(1.0)
+    );
     assert!(
         e.log_text().contains("No space left on device") || e.log_text().contains("ledger"),
         "{}",
@@ -577,8 +655,100 @@ fn a_full_disk_during_a_ledger_write_counts_nothing_and_recovers() {
         |s| s.sum("deliverability_dmarc_reports_total", &[]) == 20.0,
     );
     assert_eq!(
+        s.value(
+            "deliverability_state_write_failing",
+            &[("file", "reports-ledger.json")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
         s.value("deliverability_check_success", &[("check", "reports")]),
         Some(1.0)
     );
     assert_eq!(files(&inbox), 0);
+}
+
+#[test]
+fn a_state_directory_turned_read_only_counts_nothing_and_recovers() {
+    let dir = TempDir::new("faults-ro");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let _guard = tmpfs(&state, "1m");
+    let remount = |mode: &str| {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&state)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {mode}");
+    };
+    let inbox = dir.path().join("reports");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let cfg = reports_dir_config(&dir, &inbox);
+    let e = Exporter::start(&cfg, &[]);
+    let failing = |s: &Scrape| {
+        s.value(
+            "deliverability_state_write_failing",
+            &[("file", "reports-ledger.json")],
+        )
+    };
+    let s = e.wait_for("a first report run", Duration::from_secs(20), |s| {
+        s.value(
+            "deliverability_check_runs_total",
+            &[("check", "reports"), ("result", "success")],
+        ) >= Some(1.0)
+    });
+    assert_eq!(failing(&s), Some(0.0));
+
+    // The file system of the state directory turns read-only (as after an I/O error), then
+    // reports arrive.
+    remount("ro");
+    for i in 0..10 {
+        std::fs::write(inbox.join(format!("r{i:02}.xml")), dmarc(i)).unwrap();
+    }
+    let s = e.wait_for(
+        "failed ledger writes while the state is read-only",
+        Duration::from_secs(20),
+        |s| {
+            failing(s) == Some(1.0)
+                && s.value(
+                    "deliverability_state_write_errors_total",
+                    &[("file", "reports-ledger.json")],
+                ) >= Some(2.0)
+                && s.value("deliverability_check_success", &[("check", "reports")]) == Some(0.0)
+        },
+    );
+    assert_eq!(
+        s.sum("deliverability_dmarc_reports_total", &[]),
+        0.0,
+        "nothing is counted before the ledger is saved"
+    );
+    assert_eq!(files(&inbox), 10, "nothing is moved either");
+    assert!(
+        e.log_text().contains("Read-only file system"),
+        "the log names the cause: {}",
+        e.log_text()
+    );
+    assert_eq!(e.get("/-/healthy").0, 200, "the exporter keeps serving");
+
+    // Writable again: the next run counts each report once, and the gauge clears.
+    remount("rw");
+    let s = e.wait_for(
+        "the reports counted once the state is writable",
+        Duration::from_secs(20),
+        |s| s.sum("deliverability_dmarc_reports_total", &[]) == 10.0 && failing(s) == Some(0.0),
+    );
+    assert_eq!(
+        s.value("deliverability_check_success", &[("check", "reports")]),
+        Some(1.0)
+    );
+    assert_eq!(files(&inbox), 0);
+    assert_eq!(ledger_reports(&state), 10);
+    // Later runs find nothing new: the count stays.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        e.scrape().sum("deliverability_dmarc_reports_total", &[]),
+        10.0
+    );
 }

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::state::StateDir;
 
-const FILE: &str = "canaries.json";
+pub const FILE: &str = "canaries.json";
 const KEEP_LOST_SECONDS: f64 = 86_400.0;
 const KEEP_DONE_SECONDS: f64 = 3_600.0;
 

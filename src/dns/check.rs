@@ -25,7 +25,7 @@ use crate::observed::Observed;
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 use crate::status::DomainBoard;
 
-const STATE_FILE: &str = "dns-records.json";
+pub const STATE_FILE: &str = "dns-records.json";
 /// Domains checked at once.
 const DOMAIN_CONCURRENCY: usize = 4;
 /// Bound on one MTA-STS policy fetch.

@@ -250,6 +250,9 @@ impl Resolver {
         opts.ndots = 0;
         opts.max_active_requests = concurrency.max(32);
         opts.preserve_intermediates = true;
+        // Every check asks the nameserver afresh: a record changed or a nameserver gone shows at
+        // the next run, not after the record's TTL (hickory caches 8,192 answers by default).
+        opts.cache_size = 0;
         let inner = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()

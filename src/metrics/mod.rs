@@ -26,6 +26,8 @@ pub struct Metrics {
     pub check_duration: GaugeVec,
     pub check_last_run: GaugeVec,
     pub check_runs: IntCounterVec,
+    pub state_write_errors: IntCounterVec,
+    pub state_write_failing: IntGaugeVec,
 
     pub canary: canary::CanaryMetrics,
     pub dns: dns::DnsMetrics,
@@ -129,6 +131,18 @@ impl Metrics {
                 "deliverability_check_runs_total",
                 "Runs of the check by result (success, failure, timeout).",
                 &["check", "result"],
+            ),
+            state_write_errors: int_counter_vec(
+                &r,
+                "deliverability_state_write_errors_total",
+                "Failed writes of a file in the state directory (canaries in flight, report ledger, DNS change log): the previous content is kept and the write retried; reports are not counted until their ledger entry is written.",
+                &["file"],
+            ),
+            state_write_failing: int_gauge_vec(
+                &r,
+                "deliverability_state_write_failing",
+                "Whether the last write of the state file failed (1) and no write has succeeded since, or succeeded (0).",
+                &["file"],
             ),
             canary: canary::CanaryMetrics::new(&r),
             dns: dns::DnsMetrics::new(&r),
