@@ -838,3 +838,109 @@ fn a_provider_that_stalls_after_the_message_is_uncertain_then_lost() {
     );
     assert_eq!(s.value("deliverability_canary_success", &l), Some(0.0));
 }
+
+/// A TCP proxy to `upstream` that holds the server's reply to the end of the message for
+/// `hold`, as a slow network path would. A scripted peer: no real server can be made to deliver
+/// a message and then be slow to say so. Everything else passes through untouched.
+fn slow_final_reply_proxy(upstream: u16, hold: Duration) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let message_ended = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let ended = message_ended.clone();
+            std::thread::spawn(move || {
+                let mut tail = Vec::new();
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.windows(5).any(|w| w == b"\r\n.\r\n") {
+                        ended.store(true, Ordering::SeqCst);
+                    }
+                    let keep = tail.len().saturating_sub(4);
+                    tail.drain(..keep);
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut held = false;
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if !held && message_ended.load(Ordering::SeqCst) {
+                        held = true;
+                        std::thread::sleep(hold);
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_canary_delivered_before_its_final_reply_is_read_is_still_counted() {
+    // Postfix delivers at once, but the "250 queued" reaches the exporter 3 s later: the seed's
+    // watcher sees the canary (Dovecot notifies IDLE after ~0.5 s) while its send is still
+    // under way. It must wait for the send, not take the message for a stranger's.
+    let st = Stack::start("canary-early", &[]);
+    let dir = TempDir::new("canary-early");
+    let port = slow_final_reply_proxy(st.port("DX_SMTP_MX_PORT"), Duration::from_secs(3));
+    let mut body = provider(
+        "slowreply",
+        port,
+        "none",
+        None,
+        "canary@dx.test",
+        st.get("DX_CA_FILE"),
+        "",
+    );
+    body += &seed(&st, "s1", "seed1@seed.test", 1);
+    let cfg = config(&dir, "smtp_timeout = \"10s\"\ndeadline = \"20s\"", &body);
+    let (out, s) = once(&cfg);
+    let l = [("provider", "slowreply"), ("seed", "s1")];
+    assert_eq!(
+        s.value(
+            "deliverability_canary_delivered_total",
+            &[l[0], l[1], ("placement", "inbox")]
+        ),
+        Some(1.0),
+        "{}\n{}",
+        s.0,
+        stderr(&out)
+    );
+    assert_eq!(s.value("deliverability_canary_lost_total", &l), Some(0.0));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // It was seen before the reply came, so its latency from the final reply is clamped to 0.
+    assert!(
+        s.value("deliverability_canary_delivery_duration_seconds_sum", &l)
+            .unwrap()
+            < 0.5,
+        "{}",
+        s.0
+    );
+    assert!(
+        std::fs::read_dir(st.maildir_new("seed1", ""))
+            .unwrap()
+            .count()
+            == 0,
+        "the canary was cleaned up"
+    );
+}

@@ -147,6 +147,9 @@ impl CanaryCheck {
                 }
             },
         };
+        // Known as ours from before the first byte: the seed may receive the message before
+        // the final reply has been read, and its watcher must not take it for a stranger's.
+        let _sending = ctx.canaries.sending(&token);
         let outcome = send::send(SendRequest {
             provider: p,
             rcpt: &seed.address,
@@ -505,6 +508,7 @@ impl Sightings for Arrivals {
                 Verdict::Remove
             }
             Sighting::Duplicate => Verdict::Remove,
+            Sighting::Sending => Verdict::Retry,
             Sighting::Unknown => Verdict::Keep,
         }
     }

@@ -55,6 +55,9 @@ pub enum Sighting {
     Delivered { flight: InFlight, latency: f64 },
     /// Seen after it had been counted lost.
     Late { provider: String, seed: String },
+    /// Ours, but its send has not finished yet (the receiver can deliver a message before
+    /// the sender has read the final reply): look again shortly.
+    Sending,
     /// Already counted.
     Duplicate,
     /// Not ours (another instance's, or older than memory).
@@ -63,10 +66,25 @@ pub enum Sighting {
 
 #[derive(Default)]
 struct Inner {
+    /// Tokens whose send is under way (not persisted: a canary whose send did not finish
+    /// before a crash is neither delivered nor lost).
+    sending: HashSet<String>,
     in_flight: HashMap<String, InFlight>,
     lost: HashMap<String, Gone>,
     done: HashMap<String, Gone>,
     dirty: bool,
+}
+
+/// A send under way; see [`Tracker::sending`].
+pub struct Sending<'a> {
+    tracker: &'a Tracker,
+    token: String,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.tracker.lock().sending.remove(&self.token);
+    }
 }
 
 pub struct Tracker {
@@ -118,8 +136,20 @@ impl Tracker {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Marks `token` as being sent until [`Tracker::add`] is called for it or the returned
+    /// guard is dropped (a send that failed, or was cancelled, before the message was
+    /// accepted). Call it before the first byte of the message goes out.
+    pub fn sending(&self, token: &str) -> Sending<'_> {
+        self.lock().sending.insert(token.to_string());
+        Sending {
+            tracker: self,
+            token: token.to_string(),
+        }
+    }
+
     pub fn add(&self, f: InFlight) {
         let mut i = self.lock();
+        i.sending.remove(&f.token);
         i.in_flight.insert(f.token.clone(), f);
         i.dirty = true;
         drop(i);
@@ -154,6 +184,9 @@ impl Tracker {
         }
         if i.done.contains_key(token) {
             return Sighting::Duplicate;
+        }
+        if i.sending.contains(token) {
+            return Sighting::Sending;
         }
         Sighting::Unknown
     }
@@ -381,5 +414,28 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn a_canary_seen_while_being_sent_is_ours_and_counted_once_added() {
+        let t = Tracker::load(dir("sending"));
+        let f = flight("tok-s", 1000.0);
+        {
+            let _guard = t.sending("tok-s");
+            assert_eq!(t.sighted("tok-s", 99.0), Sighting::Sending);
+            assert_eq!(t.in_flight_count(), 0, "not in flight before the send ends");
+            t.add(f.clone());
+        }
+        match t.sighted("tok-s", 102.0) {
+            Sighting::Delivered { flight, latency } => {
+                assert_eq!(flight, f);
+                assert_eq!(latency, 1.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A send that ends without the message accepted forgets the token.
+        drop(t.sending("tok-f"));
+        assert_eq!(t.sighted("tok-f", 1.0), Sighting::Unknown);
+        assert!(!t.is_known("tok-f"));
     }
 }

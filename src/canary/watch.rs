@@ -14,7 +14,7 @@
 //! exporter was down are counted with their INTERNALDATE as arrival time, and unknown ones older
 //! than `canary.sweep_older_than` are swept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +79,13 @@ pub enum Verdict {
     Remove,
     /// Not ours and young: leave it alone (another exporter instance may be waiting for it).
     Keep,
+    /// Ours, but its send has not finished: report it again at the next scan, which comes
+    /// shortly (see [`RETRY_EVERY`]).
+    Retry,
 }
+
+/// How soon a folder is scanned again when a canary in it was still being sent.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Receives the canaries watchers find.
 pub trait Sightings: Send + Sync {
@@ -252,11 +258,29 @@ impl Watcher {
         tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
 
         let mut last_uid = 0u32;
-        self.scan(&mut s, &mut last_uid, Noticed::Scan, uidplus, can_move)
-            .await?;
+        // Canaries found while still being sent, by UID, with the time they were first seen.
+        let mut held = HashMap::new();
+        self.scan(
+            &mut s,
+            &mut last_uid,
+            &mut held,
+            Noticed::Scan,
+            uidplus,
+            can_move,
+        )
+        .await?;
         self.ready.set(&self.seed, self.role, true);
         loop {
-            let noticed = if idle {
+            let noticed = if !held.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_EVERY) => {}
+                    _ = shutdown.cancelled() => {
+                        let _ = tokio::time::timeout(limit, s.logout()).await;
+                        return Ok(());
+                    }
+                }
+                Noticed::At(self.clock.unix())
+            } else if idle {
                 let mut handle = s.idle();
                 step("IDLE", limit, handle.init()).await?;
                 let outcome = {
@@ -307,7 +331,7 @@ impl Watcher {
             };
             // Unsolicited responses are only hints; drop them so the channel never fills.
             while s.unsolicited_responses.try_recv().is_ok() {}
-            self.scan(&mut s, &mut last_uid, noticed, uidplus, can_move)
+            self.scan(&mut s, &mut last_uid, &mut held, noticed, uidplus, can_move)
                 .await?;
         }
     }
@@ -391,11 +415,14 @@ impl Watcher {
         })
     }
 
-    /// Looks for canaries with a UID above `last_uid` and reports them.
+    /// Looks for canaries with a UID above `last_uid` and reports them. A canary still being
+    /// sent is kept in `held` (with the time it was first seen) and `last_uid` stays below it,
+    /// so that the next scan reports it again.
     async fn scan(
         &self,
         s: &mut ImapSession,
         last_uid: &mut u32,
+        held: &mut HashMap<u32, f64>,
         noticed: Noticed,
         uidplus: bool,
         can_move: bool,
@@ -411,6 +438,8 @@ impl Watcher {
             .into_iter()
             .filter(|u| *u > *last_uid)
             .collect();
+        // A held message that is gone (expunged by someone else) is not waited for.
+        held.retain(|u, _| uids.contains(u));
         if uids.is_empty() {
             return Ok(());
         }
@@ -444,9 +473,10 @@ impl Watcher {
             let Some(token) = headers.token.clone() else {
                 continue;
             };
-            let arrived = match noticed {
-                Noticed::At(t) => t,
-                Noticed::Scan => internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
+            let arrived = match (held.get(&uid), noticed) {
+                (Some(first), _) => *first,
+                (None, Noticed::At(t)) => t,
+                (None, Noticed::Scan) => internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
             };
             let verdict = self.sightings.found(Found {
                 seed: self.seed.clone(),
@@ -458,11 +488,19 @@ impl Watcher {
             });
             let old = internal_date
                 .is_some_and(|d| now - d as f64 > self.cfg.sweep_older_than.get().as_secs_f64());
-            if verdict == Verdict::Remove || old {
-                remove.push(uid);
+            if verdict == Verdict::Retry {
+                held.insert(uid, arrived);
+            } else {
+                held.remove(&uid);
+                if verdict == Verdict::Remove || old {
+                    remove.push(uid);
+                }
             }
         }
         *last_uid = (*last_uid).max(*uids.last().unwrap_or(&0));
+        if let Some(first_held) = held.keys().min() {
+            *last_uid = (*last_uid).min(first_held - 1);
+        }
         if !remove.is_empty() {
             self.remove(s, &remove, uidplus, can_move).await?;
         }
