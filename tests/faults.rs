@@ -4,7 +4,8 @@
 //!
 //! Scripted peers are used only where no real server can be made to produce the fault on
 //! demand, and each says so: an SMTP server that answers 421 to the connection, one that cuts
-//! the connection in the middle of the message, and an IMAP server that sends garbage.
+//! the connection in the middle of the message, an IMAP server that sends garbage, one that
+//! announces new mail in the middle of a command, and a nameserver that never answers.
 
 mod common;
 
@@ -101,6 +102,81 @@ fn scripted_imap_garbage() -> u16 {
         }
     });
     port
+}
+
+/// Scripted IMAP peer for a race no real server produces on demand: mail that arrives while
+/// the watcher is between commands. Its INBOX holds one message; the reply to the watcher's
+/// UID FETCH carries `* 2 EXISTS` (a second message arrived meanwhile), and in IDLE it stays
+/// silent, as Dovecot does for a change it has already reported. Returns the port and the
+/// commands received on the INBOX connection.
+fn scripted_imap_exists_during_fetch() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inbox_log = log.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let log = inbox_log.clone();
+            std::thread::spawn(move || {
+                let _ = s.write_all(b"* OK scripted IMAP ready\r\n");
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut inbox = false;
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let (tag, rest) = line.trim_end().split_once(' ').unwrap_or(("*", ""));
+                    let (tag, cmd) = (tag.to_string(), rest.to_ascii_uppercase());
+                    if inbox {
+                        log.lock().unwrap().push(cmd.clone());
+                    }
+                    let reply = if cmd.starts_with("CAPABILITY") {
+                        format!("* CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE\r\n{tag} OK done\r\n")
+                    } else if cmd.starts_with("LIST") {
+                        format!("* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n{tag} OK done\r\n")
+                    } else if cmd.starts_with("SELECT") {
+                        inbox = cmd.contains("INBOX");
+                        let n = if inbox { 1 } else { 0 };
+                        format!(
+                            "* {n} EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                        )
+                    } else if cmd.starts_with("UID SEARCH") {
+                        let first = inbox
+                            && log
+                                .lock()
+                                .unwrap()
+                                .iter()
+                                .filter(|c| c.starts_with("UID SEARCH"))
+                                .count()
+                                == 1;
+                        let hits = if first { " 1" } else { "" };
+                        format!("* SEARCH{hits}\r\n{tag} OK done\r\n")
+                    } else if cmd.starts_with("UID FETCH") {
+                        let header = "X-Deliverability-Canary: dx-abcdefghijklmnop\r\nSubject: dx-abcdefghijklmnop\r\n\r\n";
+                        format!(
+                            "* 1 FETCH (UID 1 INTERNALDATE \"29-Nov-2026 09:00:00 +0000\" BODY[HEADER] {{{}}}\r\n{header})\r\n* 2 EXISTS\r\n{tag} OK done\r\n",
+                            header.len()
+                        )
+                    } else if cmd.starts_with("IDLE") {
+                        let _ = s.write_all(b"+ idling\r\n");
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        format!("{tag} OK idle done\r\n")
+                    } else if cmd.starts_with("LOGOUT") {
+                        let _ = s.write_all(format!("* BYE\r\n{tag} OK done\r\n").as_bytes());
+                        return;
+                    } else {
+                        format!("{tag} OK done\r\n")
+                    };
+                    if s.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, log)
 }
 
 fn provider(name: &str, port: u16, tls: &str, creds: Option<(&str, &str)>, ca: &str) -> String {
@@ -343,6 +419,57 @@ fn imap_faults_show_in_the_watchers_and_a_deleted_folder_comes_back() {
         "the inbox watcher is not affected"
     );
     assert_eq!(e.get("/-/healthy").0, 200);
+}
+
+#[test]
+fn mail_announced_during_a_scan_is_looked_for_at_once_not_at_the_next_idle_refresh() {
+    let dir = TempDir::new("faults-exists");
+    let (imap, commands) = scripted_imap_exists_during_fetch();
+    let mut body = String::from("[canary]\ninterval = \"1h\"\nimap_timeout = \"2s\"\n\n");
+    body += &provider("nowhere", sink(), "none", None, "");
+    body += &seed(
+        "s",
+        "seed1@seed.test",
+        imap,
+        "none",
+        "seed1@seed.test",
+        "pw",
+        "",
+    );
+    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let start = std::time::Instant::now();
+    let searches = || {
+        commands
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("UID SEARCH"))
+            .count()
+    };
+    while searches() < 2 && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = commands.lock().unwrap().clone();
+    let second = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.starts_with("UID SEARCH"))
+        .nth(1)
+        .map(|(i, _)| i);
+    let first_idle = seen.iter().position(|c| c.starts_with("IDLE"));
+    assert!(
+        second.is_some(),
+        "the EXISTS in the FETCH reply was not followed by a new search (commands: {seen:?})"
+    );
+    assert!(
+        first_idle.is_none_or(|i| i > second.unwrap()),
+        "the watcher went to IDLE before looking for the announced mail (commands: {seen:?})"
+    );
+    assert!(
+        seen[second.unwrap()].contains("UID 2:*"),
+        "the second search starts after the message already seen: {seen:?}"
+    );
+    drop(e);
 }
 
 #[test]

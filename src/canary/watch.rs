@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response};
-use async_imap::types::NameAttribute;
+use async_imap::types::{NameAttribute, UnsolicitedResponse};
 use futures::StreamExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
@@ -269,9 +269,14 @@ impl Watcher {
             can_move,
         )
         .await?;
+        let mut hinted = new_mail_hinted(&mut s);
         self.ready.set(&self.seed, self.role, true);
         loop {
-            let noticed = if !held.is_empty() {
+            let noticed = if hinted {
+                // Mail arrived while the last scan ran, and the server said so in a reply to one
+                // of its commands: it will not say it again in IDLE, so look now.
+                Noticed::At(self.clock.unix())
+            } else if !held.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_EVERY) => {}
                     _ = shutdown.cancelled() => {
@@ -329,10 +334,11 @@ impl Watcher {
                 step("NOOP", limit, s.noop()).await?;
                 Noticed::At(self.clock.unix())
             };
-            // Unsolicited responses are only hints; drop them so the channel never fills.
+            // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
             self.scan(&mut s, &mut last_uid, &mut held, noticed, uidplus, can_move)
                 .await?;
+            hinted = new_mail_hinted(&mut s);
         }
     }
 
@@ -546,6 +552,20 @@ impl Watcher {
 }
 
 /// `1,3,5:9` from sorted UIDs.
+/// Empties the session's unsolicited responses and says whether one of them announced new
+/// mail (EXISTS or RECENT). A full channel counts as a hint too: async-imap drops what does not
+/// fit (it holds 100; moving many canaries brings one EXPUNGE each).
+fn new_mail_hinted(s: &mut ImapSession) -> bool {
+    let mut hinted = s.unsolicited_responses.is_full();
+    while let Ok(r) = s.unsolicited_responses.try_recv() {
+        hinted |= matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
+    }
+    hinted
+}
+
 pub fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
