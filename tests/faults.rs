@@ -107,8 +107,9 @@ fn scripted_imap_garbage() -> u16 {
 /// Scripted IMAP peer for a race no real server produces on demand: mail that arrives while
 /// the watcher is between commands. Its INBOX holds one message; the reply to the watcher's
 /// UID FETCH carries `* 2 EXISTS` (a second message arrived meanwhile), and in IDLE it stays
-/// silent, as Dovecot does for a change it has already reported. Returns the port and the
-/// commands received on the INBOX connection.
+/// silent, as Dovecot does for a change it has already reported. Every later UID SEARCH reply
+/// repeats `* 2 EXISTS` (servers may), which must not make the watcher search in a loop.
+/// Returns the port and the commands received on the INBOX connection.
 fn scripted_imap_exists_during_fetch() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -147,8 +148,11 @@ fn scripted_imap_exists_during_fetch() -> (u16, std::sync::Arc<std::sync::Mutex<
                                 .filter(|c| c.starts_with("UID SEARCH"))
                                 .count()
                                 == 1;
-                        let hits = if first { " 1" } else { "" };
-                        format!("* SEARCH{hits}\r\n{tag} OK done\r\n")
+                        if first {
+                            format!("* SEARCH 1\r\n{tag} OK done\r\n")
+                        } else {
+                            format!("* SEARCH\r\n* 2 EXISTS\r\n{tag} OK done\r\n")
+                        }
                     } else if cmd.starts_with("UID FETCH") {
                         let header = "X-Deliverability-Canary: dx-abcdefghijklmnop\r\nSubject: dx-abcdefghijklmnop\r\n\r\n";
                         format!(
@@ -446,10 +450,24 @@ fn mail_announced_during_a_scan_is_looked_for_at_once_not_at_the_next_idle_refre
             .filter(|c| c.starts_with("UID SEARCH"))
             .count()
     };
-    while searches() < 2 && start.elapsed() < Duration::from_secs(15) {
+    let idles = || {
+        commands
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("IDLE"))
+    };
+    while !idles() && start.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Time for a watcher that searches in a loop to show it.
+    std::thread::sleep(Duration::from_secs(1));
     let seen = commands.lock().unwrap().clone();
+    assert_eq!(
+        searches(),
+        2,
+        "one search for the announced mail, then IDLE, even though the server repeats its EXISTS: {seen:?}"
+    );
     let second = seen
         .iter()
         .enumerate()

@@ -272,6 +272,7 @@ impl Watcher {
         let mut hinted = new_mail_hinted(&mut s);
         self.ready.set(&self.seed, self.role, true);
         loop {
+            let rescan = hinted;
             let noticed = if hinted {
                 // Mail arrived while the last scan ran, and the server said so in a reply to one
                 // of its commands: it will not say it again in IDLE, so look now.
@@ -336,9 +337,13 @@ impl Watcher {
             };
             // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
-            self.scan(&mut s, &mut last_uid, &mut held, noticed, uidplus, can_move)
+            let found = self
+                .scan(&mut s, &mut last_uid, &mut held, noticed, uidplus, can_move)
                 .await?;
-            hinted = new_mail_hinted(&mut s);
+            // A server announces new mail before the command that sees it runs, so a scan made
+            // for a hint finds something. One that found nothing means the server repeats
+            // itself: go back to IDLE rather than scan in a loop.
+            hinted = new_mail_hinted(&mut s) && (found > 0 || !rescan);
         }
     }
 
@@ -421,9 +426,10 @@ impl Watcher {
         })
     }
 
-    /// Looks for canaries with a UID above `last_uid` and reports them. A canary still being
-    /// sent is kept in `held` (with the time it was first seen) and `last_uid` stays below it,
-    /// so that the next scan reports it again.
+    /// Looks for canaries with a UID above `last_uid` and reports them; returns how many
+    /// messages it found above `last_uid`. A canary still being sent is kept in `held` (with
+    /// the time it was first seen) and `last_uid` stays below it, so that the next scan
+    /// reports it again.
     async fn scan(
         &self,
         s: &mut ImapSession,
@@ -432,7 +438,7 @@ impl Watcher {
         noticed: Noticed,
         uidplus: bool,
         can_move: bool,
-    ) -> Result<(), ImapError> {
+    ) -> Result<usize, ImapError> {
         let limit = self.cfg.imap_timeout.get();
         let query = format!(
             "UID {}:* OR HEADER {} \"dx-\" SUBJECT \"dx-\"",
@@ -447,8 +453,9 @@ impl Watcher {
         // A held message that is gone (expunged by someone else) is not waited for.
         held.retain(|u, _| uids.contains(u));
         if uids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let found = uids.len();
         uids.sort_unstable();
         // Bound one round's work; the rest is picked up by the next scan.
         uids.truncate(500);
@@ -510,7 +517,7 @@ impl Watcher {
         if !remove.is_empty() {
             self.remove(s, &remove, uidplus, can_move).await?;
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Deletes (or moves) the given messages.
