@@ -68,6 +68,7 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>, String)> 
 /// has no HTTPS policy host), documented by hand.
 const NOT_IN_THE_SCENARIO: &[&str] = &[
     "| `deliverability_mta_sts_max_age_seconds` | gauge | `domain` | The max_age of the domain's MTA-STS policy. |",
+    "| `deliverability_mta_sts_mx_mismatch` | gauge | `domain`, `mx` | Whether this MX host of the domain matches no mx: pattern of the domain's MTA-STS policy (1), so senders applying the policy in enforce mode will not deliver to it; 0 when it matches. Only while a policy in testing or enforce mode is known; kept at its last value while the policy cannot be fetched. |",
 ];
 
 fn doc_rows(f: &BTreeMap<String, (String, BTreeSet<String>, String)>) -> Vec<String> {

@@ -236,11 +236,16 @@ impl Check for DnsCheck {
                     Some(r) => {
                         let findings = records::record(&ctx.metrics.dns, &r, Some(&mut log), now);
                         let checks = records::checks_for(r.mta_sts.is_some());
-                        let shown: Vec<(&'static str, String)> =
-                            findings.iter().map(|(c, _, m)| (*c, m.clone())).collect();
+                        // Warnings are counted and logged by `record`; the run and the
+                        // landing page report what fails.
+                        let failing: Vec<_> = findings.iter().filter(|f| !f.warning).collect();
+                        let shown: Vec<(&'static str, String)> = failing
+                            .iter()
+                            .map(|f| (f.check, f.message.clone()))
+                            .collect();
                         self.board.domain(&input.domain, now, &checks, &shown);
-                        for (c, reason, _) in findings {
-                            problems.push(format!("{} {c} ({reason})", input.domain));
+                        for f in failing {
+                            problems.push(format!("{} {} ({})", input.domain, f.check, f.reason));
                         }
                     }
                     None => {

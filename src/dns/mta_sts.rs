@@ -224,6 +224,9 @@ pub struct StsReport {
     pub policy_text: Option<String>,
     /// MX hosts that match no pattern.
     pub unmatched_mx: Vec<String>,
+    /// Every MX host compared with the policy and whether it matched; `None` when no policy in
+    /// testing or enforce mode was compared (no record, mode none, or the policy is unknown).
+    pub mx_compared: Option<Vec<(String, bool)>>,
     pub problem: Option<(Reason, String)>,
 }
 
@@ -295,6 +298,12 @@ pub async fn check(
     };
     rep.policy_text = Some(body);
     if policy.mode != Mode::None {
+        rep.mx_compared = Some(
+            mx_hosts
+                .iter()
+                .map(|h| (h.clone(), policy.mx.iter().any(|p| mx_matches(p, h))))
+                .collect(),
+        );
         rep.unmatched_mx = mx_hosts
             .iter()
             .filter(|h| !policy.mx.iter().any(|p| mx_matches(p, h)))

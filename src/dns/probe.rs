@@ -103,7 +103,9 @@ impl DnsProber {
                 match tokio::time::timeout(timeout, records::check_domain(dns.as_ref(), &input))
                     .await
                 {
-                    Ok(report) => records::record(&m.dns, &report, None, 0.0).is_empty(),
+                    Ok(report) => records::record(&m.dns, &report, None, 0.0)
+                        .iter()
+                        .all(|f| f.warning),
                     Err(_) => false,
                 }
             }

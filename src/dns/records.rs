@@ -27,12 +27,23 @@ pub struct DomainInput {
     pub mta_sts: Option<mta_sts::FetchOptions>,
 }
 
+/// Whether a DMARC report destination may receive the domain's reports (RFC 7489 §7.1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authorization {
+    /// Inside the organizational domain, or the destination publishes the authorization record.
+    Authorized,
+    /// External, and the destination answered without an authorization record.
+    Unauthorized,
+    /// The authorization lookup failed (REFUSED, SERVFAIL, timeout): unknown, not "unauthorized".
+    Unknown(String),
+}
+
 /// The DMARC part of a report.
 #[derive(Debug, Clone)]
 pub struct DmarcPart {
     pub found: Result<dmarc::Discovery, (dmarc::Reason, String)>,
-    /// (destination domain, authorized); errors are logged and count as not authorized.
-    pub destinations: Vec<(String, bool)>,
+    /// Each report destination domain (rua and ruf) and whether it is authorized.
+    pub destinations: Vec<(String, Authorization)>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,18 +87,16 @@ pub async fn check_domain(dns: &dyn Lookup, input: &DomainInput) -> DomainReport
                 .filter_map(|a| a.rsplit_once('@').map(|(_, dom)| dom.to_string()))
                 .collect();
             for dest in dests.into_iter().take(20) {
-                let ok = if dmarc::is_external(&dest, &disc.org_domain) {
+                let auth = if dmarc::is_external(&dest, &disc.org_domain) {
                     match dmarc::authorize(dns, &disc.record_domain, &dest).await {
-                        Ok(ok) => ok,
-                        Err(e) => {
-                            tracing::warn!(domain = d, destination = %dest, error = %e, "DMARC report destination authorization could not be checked");
-                            false
-                        }
+                        Ok(true) => Authorization::Authorized,
+                        Ok(false) => Authorization::Unauthorized,
+                        Err(e) => Authorization::Unknown(e),
                     }
                 } else {
-                    true
+                    Authorization::Authorized
                 };
-                destinations.push((dest, ok));
+                destinations.push((dest, auth));
             }
         }
         DmarcPart {
@@ -170,19 +179,51 @@ pub fn reasons(check: &str) -> &'static [&'static str] {
     }
 }
 
-/// One problem found: check, reason, message.
-pub type Finding = (&'static str, &'static str, String);
+/// One problem found by a record check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The `check` label: spf, dkim, dmarc, mx, mta_sts, tls_rpt.
+    pub check: &'static str,
+    /// The `reason` label, one of [`reasons`] of the check.
+    pub reason: &'static str,
+    /// What is wrong, for the log and the landing page.
+    pub message: String,
+    /// A warning is counted (`deliverability_dns_check_errors_total`) and logged, but leaves the
+    /// check successful: receivers still apply the record (an unauthorized external DMARC report
+    /// destination, or one whose authorization could not be looked up).
+    pub warning: bool,
+}
+
+impl Finding {
+    fn error(check: &'static str, reason: &'static str, message: String) -> Finding {
+        Finding {
+            check,
+            reason,
+            message,
+            warning: false,
+        }
+    }
+
+    fn warning(check: &'static str, reason: &'static str, message: String) -> Finding {
+        Finding {
+            check,
+            reason,
+            message,
+            warning: true,
+        }
+    }
+}
 
 impl DomainReport {
-    /// Every problem, as (check, reason, message).
+    /// Every problem and warning.
     pub fn findings(&self) -> Vec<Finding> {
         let mut out: Vec<Finding> = Vec::new();
         for p in &self.spf.problems {
-            out.push(("spf", p.reason.as_str(), p.message.clone()));
+            out.push(Finding::error("spf", p.reason.as_str(), p.message.clone()));
         }
         for (ip, r) in &self.spf_results {
             if *r != spf::SpfResult::Pass && self.spf.record.is_some() {
-                out.push((
+                out.push(Finding::error(
                     "spf",
                     "ip_not_permitted",
                     format!("SPF of {} for {ip}: {r}", self.domain),
@@ -190,7 +231,7 @@ impl DomainReport {
             }
         }
         if self.dkim.is_empty() {
-            out.push((
+            out.push(Finding::error(
                 "dkim",
                 "no_selector",
                 format!(
@@ -201,7 +242,7 @@ impl DomainReport {
         }
         for s in &self.dkim {
             if let Some((reason, m)) = &s.problem {
-                out.push(("dkim", reason.as_str(), m.clone()));
+                out.push(Finding::error("dkim", reason.as_str(), m.clone()));
             }
         }
         match &self.dmarc.found {
@@ -209,31 +250,40 @@ impl DomainReport {
                 for w in &d.record.warnings {
                     tracing::info!(domain = %self.domain, "DMARC record of {}: {w}", d.record_domain);
                 }
-                for (dest, ok) in &self.dmarc.destinations {
-                    if !ok {
-                        out.push((
+                for (dest, auth) in &self.dmarc.destinations {
+                    match auth {
+                        Authorization::Authorized => {}
+                        Authorization::Unauthorized => out.push(Finding::warning(
                             "dmarc",
                             "unauthorized_destination",
                             format!(
-                                "DMARC reports of {} go to {dest}, which does not publish {}._report._dmarc.{dest}",
+                                "DMARC reports of {} go to {dest}, which does not publish {}._report._dmarc.{dest}: receivers apply the record but send it no reports",
                                 self.domain, d.record_domain
                             ),
-                        ));
+                        )),
+                        Authorization::Unknown(e) => out.push(Finding::warning(
+                            "dmarc",
+                            "dns_error",
+                            format!(
+                                "whether {dest} accepts the DMARC reports of {} could not be looked up ({}._report._dmarc.{dest}): {e}",
+                                self.domain, d.record_domain
+                            ),
+                        )),
                     }
                 }
             }
-            Err((reason, m)) => out.push(("dmarc", reason.as_str(), m.clone())),
+            Err((reason, m)) => out.push(Finding::error("dmarc", reason.as_str(), m.clone())),
         }
         for (reason, m) in &self.mx.problems {
-            out.push(("mx", reason.as_str(), m.clone()));
+            out.push(Finding::error("mx", reason.as_str(), m.clone()));
         }
         if let Some(s) = &self.mta_sts
             && let Some((reason, m)) = &s.problem
         {
-            out.push(("mta_sts", reason.as_str(), m.clone()));
+            out.push(Finding::error("mta_sts", reason.as_str(), m.clone()));
         }
         if let Some((reason, m)) = &self.tlsrpt.problem {
-            out.push(("tls_rpt", reason.as_str(), m.clone()));
+            out.push(Finding::error("tls_rpt", reason.as_str(), m.clone()));
         }
         out
     }
@@ -387,16 +437,25 @@ pub fn record(
     m.init_domain(d, &checks, &reasons);
     let findings = r.findings();
     for c in &checks {
-        let failed = findings.iter().any(|(fc, _, _)| fc == c);
+        let failed = findings.iter().any(|f| f.check == *c && !f.warning);
         m.check_success
             .with_label_values(&[d, c])
             .set(i64::from(!failed));
     }
     let mut counted = BTreeSet::new();
-    for (c, reason, msg) in &findings {
-        tracing::warn!(domain = d, check = c, reason = reason, "{msg}");
-        if counted.insert((*c, *reason)) {
-            m.check_errors.with_label_values(&[d, c, reason]).inc();
+    for f in &findings {
+        tracing::warn!(
+            domain = d,
+            check = f.check,
+            reason = f.reason,
+            warning = f.warning,
+            "{}",
+            f.message
+        );
+        if counted.insert((f.check, f.reason)) {
+            m.check_errors
+                .with_label_values(&[d, f.check, f.reason])
+                .inc();
         }
     }
     // SPF
@@ -481,6 +540,7 @@ pub fn record(
             m.dmarc_inherited.with_label_values(&[d]).set(0);
         }
     }
+    // A destination whose authorization could not be looked up keeps its last known value.
     let dests: BTreeSet<&str> = r
         .dmarc
         .destinations
@@ -492,10 +552,15 @@ pub fn record(
             || l.get("destination")
                 .is_some_and(|x| dests.contains(x.as_str()))
     });
-    for (dest, ok) in &r.dmarc.destinations {
-        m.dmarc_rua_authorized
-            .with_label_values(&[d, dest])
-            .set(i64::from(*ok));
+    for (dest, auth) in &r.dmarc.destinations {
+        let known = match auth {
+            Authorization::Authorized => Some(1),
+            Authorization::Unauthorized => Some(0),
+            Authorization::Unknown(_) => None,
+        };
+        if let Some(v) = known {
+            m.dmarc_rua_authorized.with_label_values(&[d, dest]).set(v);
+        }
     }
     // MX, MTA-STS
     m.mx_records
@@ -516,6 +581,30 @@ pub fn record(
                 .set(p.max_age as f64),
             None => {
                 let _ = m.mta_sts_max_age.remove_label_values(&[d]);
+            }
+        }
+        // The MX hosts compared with the policy. While the policy can't be had (DNS, fetch,
+        // certificate) the last comparison stands; without a policy there is none.
+        let unknown = matches!(
+            s.problem,
+            Some((
+                mta_sts::Reason::DnsError
+                    | mta_sts::Reason::PolicyFetch
+                    | mta_sts::Reason::Certificate,
+                _
+            ))
+        );
+        if !unknown {
+            let compared = s.mx_compared.as_deref().unwrap_or_default();
+            crate::metrics::dns::retain(&m.mta_sts_mx_mismatch, &|l| {
+                l.get("domain").map(String::as_str) != Some(d)
+                    || l.get("mx")
+                        .is_some_and(|x| compared.iter().any(|(h, _)| h == x))
+            });
+            for (host, matched) in compared {
+                m.mta_sts_mx_mismatch
+                    .with_label_values(&[d, host])
+                    .set(i64::from(!matched));
             }
         }
     }

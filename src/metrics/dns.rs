@@ -49,6 +49,7 @@ pub struct DnsMetrics {
     pub mx_records: IntGaugeVec,
     pub mta_sts_mode: IntGaugeVec,
     pub mta_sts_max_age: GaugeVec,
+    pub mta_sts_mx_mismatch: IntGaugeVec,
     pub dnsbl_listed: IntGaugeVec,
     pub dnsbl_error: IntGaugeVec,
     pub dnsbl_zone_healthy: IntGaugeVec,
@@ -68,7 +69,7 @@ impl DnsMetrics {
             check_errors: int_counter_vec(
                 r,
                 "deliverability_dns_check_errors_total",
-                "Checks of the domain's record of this kind that found a problem, by reason.",
+                "Checks of the domain's record of this kind that found a problem, by reason (unauthorized_destination of dmarc, and dns_error while looking up a report destination's authorization, are warnings: counted here, the check stays successful).",
                 &["domain", "check", "reason"],
             ),
             record_change: gauge_vec(
@@ -146,7 +147,7 @@ impl DnsMetrics {
             dmarc_rua_authorized: int_gauge_vec(
                 r,
                 "deliverability_dmarc_rua_authorized",
-                "Whether a report destination domain (rua or ruf) may receive the domain's reports: 1 when it is inside the organizational domain or publishes the external authorization record.",
+                "Whether a report destination domain (rua or ruf) may receive the domain's reports: 1 when it is inside the organizational domain or publishes the external authorization record, 0 when it answered without one; kept at its last value while that lookup fails.",
                 &["domain", "destination"],
             ),
             dmarc_inherited: int_gauge_vec(
@@ -172,6 +173,12 @@ impl DnsMetrics {
                 "deliverability_mta_sts_max_age_seconds",
                 "The max_age of the domain's MTA-STS policy.",
                 &["domain"],
+            ),
+            mta_sts_mx_mismatch: int_gauge_vec(
+                r,
+                "deliverability_mta_sts_mx_mismatch",
+                "Whether this MX host of the domain matches no mx: pattern of the domain's MTA-STS policy (1), so senders applying the policy in enforce mode will not deliver to it; 0 when it matches. Only while a policy in testing or enforce mode is known; kept at its last value while the policy cannot be fetched.",
+                &["domain", "mx"],
             ),
             dnsbl_listed: int_gauge_vec(
                 r,
@@ -293,6 +300,7 @@ impl DnsMetrics {
         retain(&self.mx_records, keep);
         retain(&self.mta_sts_mode, keep);
         retain(&self.mta_sts_max_age, keep);
+        retain(&self.mta_sts_mx_mismatch, keep);
     }
 
     /// Removes the blacklist series for which `keep` says no.

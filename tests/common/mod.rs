@@ -125,6 +125,28 @@ impl Drop for Stack {
     }
 }
 
+/// A value (a stack instance, say) shared by the tests of one binary that run at the same
+/// time: the first test makes it, the others get the same one, and it is dropped (the stack
+/// taken down) when the last test holding it ends. A later test makes a new one. So every
+/// case can be its own `#[test]` (a failure hides no other case) without a stack per case.
+pub struct Shared<T>(Mutex<std::sync::Weak<T>>);
+
+impl<T> Shared<T> {
+    pub const fn new() -> Shared<T> {
+        Shared(Mutex::new(std::sync::Weak::new()))
+    }
+
+    pub fn get(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = g.upgrade() {
+            return v;
+        }
+        let v = Arc::new(make());
+        *g = Arc::downgrade(&v);
+        v
+    }
+}
+
 pub fn read_env(path: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));

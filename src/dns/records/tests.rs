@@ -33,7 +33,10 @@ async fn a_domain_in_order_and_one_that_is_not() {
     let findings = record(&m.dns, &r, Some(&mut log), 1000.0);
     // Only the IP outside the SPF record is a finding.
     assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!((findings[0].0, findings[0].1), ("spf", "ip_not_permitted"));
+    assert_eq!(
+        (findings[0].check, findings[0].reason),
+        ("spf", "ip_not_permitted")
+    );
     let d = &m.dns;
     assert_eq!(
         d.check_success
@@ -134,7 +137,7 @@ async fn a_domain_in_order_and_one_that_is_not() {
     let edited = good().txt("example.com", "v=spf1 +all");
     let r = check_domain(&edited, &input()).await;
     let findings = record(&m.dns, &r, Some(&mut log), 2000.0);
-    assert!(findings.iter().any(|f| f.1 == "multiple_records"));
+    assert!(findings.iter().any(|f| f.reason == "multiple_records"));
     assert_eq!(
         d.record_change
             .with_label_values(&["example.com", "spf"])
@@ -166,7 +169,7 @@ async fn nothing_published() {
     )
     .await;
     let f = record(&m.dns, &r, None, 0.0);
-    let reasons: Vec<_> = f.iter().map(|x| (x.0, x.1)).collect();
+    let reasons: Vec<_> = f.iter().map(|x| (x.check, x.reason)).collect();
     for want in [
         ("spf", "no_record"),
         ("dkim", "no_selector"),
