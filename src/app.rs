@@ -116,7 +116,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let checks = checks::build(config, None, checks::Mode::Serve, &boards);
         let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
         tracing::info!(checks = ?names, routes = config.routes().count(), domains = config.domains.len(), "checks scheduled");
-        Scheduler::start(checks, ctx.clone(), history.clone(), config.canary.jitter)
+        Scheduler::start(checks, ctx.clone(), history.clone())
     };
     let mut scheduler = start(&config);
     app.ready.store(true, Ordering::SeqCst);

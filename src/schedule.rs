@@ -1,4 +1,5 @@
-//! Runs each check on its own interval, with jitter, a deadline and shutdown.
+//! Runs each check on its own interval, with a deadline and shutdown; first runs come promptly
+//! at start-up (and after a reload), a few seconds apart.
 //!
 //! A check is anything implementing [`Check`]: a name (the `check` label), an interval, a
 //! deadline, and an async `run` that does the work, records its own detailed metrics and
@@ -13,7 +14,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -183,14 +183,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts every check. The first run of each is delayed by a random fraction (up to
-    /// `jitter`) of its interval so checks and routes don't all fire together.
-    pub fn start(
-        checks: Vec<Arc<dyn Check>>,
-        ctx: Context,
-        history: Arc<History>,
-        jitter: f64,
-    ) -> Scheduler {
+    /// The step between the first runs of successive checks at start-up.
+    pub const STAGGER: Duration = Duration::from_secs(2);
+
+    /// Starts every check. Each runs promptly: the first at once, the next [`Self::STAGGER`]
+    /// later, and so on (never later than its interval), so a fresh exporter has results
+    /// within seconds and the checks don't all start in the same instant. Spreading the work
+    /// inside a run (canary routes over `canary.jitter` of the interval) is the check's own.
+    pub fn start(checks: Vec<Arc<dyn Check>>, ctx: Context, history: Arc<History>) -> Scheduler {
         let token = ctx.shutdown.child_token();
         let mut tasks = JoinSet::new();
         for check in &checks {
@@ -205,12 +205,11 @@ impl Scheduler {
                 tasks.spawn(task);
             }
         }
-        for check in checks {
+        for (i, check) in checks.into_iter().enumerate() {
             let ctx = ctx.clone();
             let history = history.clone();
-            let first = check
-                .interval()
-                .mul_f64(rand::rng().random_range(0.0..=jitter.clamp(0.0, 1.0)));
+            let first =
+                (Self::STAGGER * u32::try_from(i).unwrap_or(u32::MAX)).min(check.interval());
             tasks.spawn(async move {
                 let mut next = Instant::now() + first;
                 loop {
@@ -359,7 +358,7 @@ mod tests {
         let history = Arc::new(History::default());
         let (ok, ok_runs) = fake("dns", 60, 1, false);
         let (bad, bad_runs) = fake("dnsbl", 30, 0, true);
-        let s = Scheduler::start(vec![ok, bad], ctx.clone(), history.clone(), 0.0);
+        let s = Scheduler::start(vec![ok, bad], ctx.clone(), history.clone());
         // Series exist before any run.
         assert_eq!(
             ctx.metrics.check_success.with_label_values(&["dns"]).get(),
@@ -414,28 +413,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn jitter_spreads_first_runs_within_the_interval() {
+    async fn first_runs_come_within_seconds_a_step_apart() {
         let ctx = ctx();
         let history = Arc::new(History::default());
         let mut counters = Vec::new();
         let mut checks = Vec::new();
-        for _ in 0..20 {
-            let (c, n) = fake("dns", 100, 0, false);
+        for _ in 0..4 {
+            // A ten-minute interval: the first run must not wait for it.
+            let (c, n) = fake("dns", 600, 0, false);
             checks.push(c);
             counters.push(n);
         }
-        let s = Scheduler::start(checks, ctx, history, 0.5);
+        let runs = |c: &[Arc<AtomicUsize>]| {
+            c.iter()
+                .map(|n| n.load(Ordering::SeqCst))
+                .collect::<Vec<_>>()
+        };
+        let s = Scheduler::start(checks, ctx, history);
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let early = counters
-            .iter()
-            .filter(|n| n.load(Ordering::SeqCst) > 0)
-            .count();
-        assert!(early < 20, "with jitter not all checks fire at t=0");
-        tokio::time::sleep(Duration::from_secs(51)).await;
-        assert!(
-            counters.iter().all(|n| n.load(Ordering::SeqCst) == 1),
-            "every first run lands within jitter*interval"
-        );
+        assert_eq!(runs(&counters), [1, 0, 0, 0], "the first check at once");
+        tokio::time::sleep(Scheduler::STAGGER).await;
+        assert_eq!(runs(&counters), [1, 1, 0, 0], "the next one step later");
+        tokio::time::sleep(Scheduler::STAGGER * 2).await;
+        assert_eq!(runs(&counters), [1, 1, 1, 1], "all within seconds");
+        tokio::time::sleep(Duration::from_secs(590)).await;
+        assert_eq!(runs(&counters), [1, 1, 1, 1], "then on their interval");
         s.stop(Duration::from_secs(1)).await;
     }
 

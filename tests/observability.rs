@@ -128,6 +128,12 @@ the configuration (`domain=\"other\"` for report domains not configured), `stage
 `disposition` from fixed sets; `code` is a three-digit SMTP reply code or empty; `reporter` and
 report `source` are capped by `reports.label_limit`.
 
+`reporter` names who sent a report, one value per receiver however its reports spell their
+organization's name: the organizational domain of the report's contact address, lower case
+(`microsoft.com` for reports signed `Outlook.com` or `Microsoft Corporation`), else of the
+organization's name when that is a domain, else `unknown`. `parse-report --json` prints the same
+value as `reporter` (and the name as written as `org_name`).
+
 | metric | type | labels | help |
 | --- | --- | --- | --- |
 ";

@@ -51,14 +51,14 @@ fn json_lines_per_report_and_per_unreadable_file() {
     assert_eq!(
         lines[0],
         format!(
-            r#"{{"file":"{}","kind":"dmarc-aggregate","reporter":"example.net","report_id":"rid-1","domain":"example.com","begin":1700000000,"end":1700086399,"records":2,"messages":7}}"#,
+            r#"{{"file":"{}","kind":"dmarc-aggregate","reporter":"example.net","org_name":"example.net","report_id":"rid-1","domain":"example.com","begin":1700000000,"end":1700086399,"records":2,"messages":7}}"#,
             xml.display()
         )
     );
     assert_eq!(
         lines[1],
         format!(
-            r#"{{"file":"{}","kind":"tls-rpt","reporter":"Company-X","report_id":"5065427c","domain":"company-y.example","begin":1459468800,"end":1459555199,"policies":1,"successful":5326,"failed":303}}"#,
+            r#"{{"file":"{}","kind":"tls-rpt","reporter":"company-x.example","org_name":"Company-X","report_id":"5065427c","domain":"company-y.example","begin":1459468800,"end":1459555199,"policies":1,"successful":5326,"failed":303}}"#,
             tls.display()
         )
     );

@@ -265,3 +265,119 @@ error_folder = "Reports/failed"
     assert_eq!(s.sum("deliverability_dmarc_messages_total", &[]), 0.0);
     assert_eq!(s.sum("deliverability_tlsrpt_sessions_total", &[]), 0.0);
 }
+
+fn dmarc_from(org_name: &str, email: &str, id: &str) -> String {
+    dmarc_xml("dx.test", id).replace(
+        "<org_name>receiver.example</org_name><email>noreply-dmarc@receiver.example</email>",
+        &format!("<org_name>{org_name}</org_name><email>{email}</email>"),
+    )
+}
+
+/// One definition of "reporter" (issue 11): the same receiver, however its reports spell
+/// `<org_name>`, is one `reporter` label value and the same `parse-report --json` value.
+#[test]
+fn one_receiver_is_one_reporter_in_metrics_and_in_parse_report() {
+    let st = Stack::start("reports-reporter", &[]);
+    let dir = TempDir::new("reports-reporter");
+    let cfg_path = dir.path().join("dx.toml");
+    let cfg = format!(
+        r#"[exporter]
+state_dir = "{state}"
+
+[[domains]]
+name = "dx.test"
+
+[reports]
+interval = "1s"
+
+[[reports.sources]]
+name = "mailbox"
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+tls = "implicit"
+username = "reports@seed.test"
+password = "pw-reports"
+ca_file = "{ca}"
+folder = "INBOX"
+processed_folder = "Reports/processed"
+error_folder = "Reports/failed"
+"#,
+        state = dir.path().join("state").display(),
+        port = st.port("DX_IMAPS_PORT"),
+        ca = st.get("DX_CA_FILE"),
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let reports = [
+        (
+            "Outlook.com",
+            "dmarcrep@microsoft.com",
+            "ms-1",
+            "microsoft.com",
+        ),
+        (
+            "Microsoft Corporation",
+            "noreply@DMARC.Microsoft.COM",
+            "ms-2",
+            "microsoft.com",
+        ),
+        ("WEB.DE", "", "webde-1", "web.de"),
+    ];
+    let mut files = Vec::new();
+    for (org, email, id, _) in reports {
+        let xml = dmarc_from(org, email, id);
+        let f = dir.path().join(format!("{id}.xml"));
+        std::fs::write(&f, &xml).unwrap();
+        files.push(f);
+        deliver(
+            &st,
+            &report_mail(
+                &format!("Report {id}"),
+                &format!("{id}.xml"),
+                "text/xml",
+                xml.as_bytes(),
+            ),
+        );
+    }
+    wait_files(&maildir(&st, ""), 3);
+
+    let e = Exporter::start(&cfg_path, &[]);
+    let s = e.wait_for("the reports to be counted", Duration::from_secs(30), |s| {
+        s.sum("deliverability_dmarc_reports_total", &[]) == 3.0
+    });
+    let reporters: std::collections::BTreeMap<String, f64> = s
+        .samples("deliverability_dmarc_reports_total")
+        .into_iter()
+        .map(|(l, v)| (l["reporter"].clone(), v))
+        .collect();
+    assert_eq!(
+        reporters,
+        [
+            ("microsoft.com".to_string(), 2.0),
+            ("web.de".to_string(), 1.0)
+        ]
+        .into_iter()
+        .collect(),
+        "{}",
+        s.0
+    );
+    e.stop();
+
+    let out = std::process::Command::new(common::bin())
+        .arg("parse-report")
+        .arg("--json")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, (org, _, id, reporter)) in lines.iter().zip(reports) {
+        assert_eq!(line["report_id"], id);
+        assert_eq!(line["reporter"], reporter, "{line}");
+        assert_eq!(line["org_name"], org, "the name as written stays available");
+    }
+}

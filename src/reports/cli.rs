@@ -2,11 +2,15 @@
 //! container and prints what they hold, without configuration, ledger or metrics.
 //!
 //! With `--json`, one line per report found:
-//! `{"file","kind":"dmarc-aggregate","reporter","report_id","domain","begin","end","records","messages"}`
+//! `{"file","kind":"dmarc-aggregate","reporter","org_name","report_id","domain","begin","end","records","messages"}`
 //! or, for TLS-RPT, `"kind":"tls-rpt"` with `"policies"`, `"successful"` and `"failed"`; a
 //! file that holds no readable report prints `{"file","error"}`. Without it, a table. Repairs
 //! and errors of single parts of a file that did give a report go to stderr. The exit status
 //! is 0 when every file gave at least one report.
+//!
+//! `reporter` is what the metrics' `reporter` label says of the same report
+//! ([`Report::reporter`]: the organizational domain of its contact address, lower case);
+//! `org_name` is the organization's name as the report writes it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +25,8 @@ use super::unpack::{Limits, Outcome, read_path};
 struct DmarcLine<'a> {
     file: &'a str,
     kind: &'static str,
-    reporter: &'a str,
+    reporter: String,
+    org_name: &'a str,
     report_id: &'a str,
     domain: &'a str,
     begin: u64,
@@ -34,7 +39,8 @@ struct DmarcLine<'a> {
 struct TlsLine<'a> {
     file: &'a str,
     kind: &'static str,
-    reporter: &'a str,
+    reporter: String,
+    org_name: &'a str,
     report_id: &'a str,
     domain: &'a str,
     begin: u64,
@@ -120,7 +126,8 @@ pub fn json_line(file: &str, report: &Report) -> String {
         Report::Dmarc(r) => to_json(&DmarcLine {
             file,
             kind: report.kind(),
-            reporter: &r.org_name,
+            reporter: report.reporter(),
+            org_name: &r.org_name,
             report_id: &r.report_id,
             domain: &r.policy.domain,
             begin: r.begin,
@@ -131,7 +138,8 @@ pub fn json_line(file: &str, report: &Report) -> String {
         Report::Tls(r) => to_json(&TlsLine {
             file,
             kind: report.kind(),
-            reporter: &r.organization_name,
+            reporter: report.reporter(),
+            org_name: &r.organization_name,
             report_id: &r.report_id,
             domain: r.domain(),
             begin: r.begin,
@@ -154,7 +162,7 @@ fn table_row(file: &str, report: &Report) -> [String; 8] {
         Report::Dmarc(r) => [
             file.to_string(),
             report.kind().into(),
-            r.org_name.clone(),
+            report.reporter(),
             r.policy.domain.clone(),
             date(r.begin),
             date(r.end),
@@ -164,7 +172,7 @@ fn table_row(file: &str, report: &Report) -> [String; 8] {
         Report::Tls(r) => [
             file.to_string(),
             report.kind().into(),
-            r.organization_name.clone(),
+            report.reporter(),
             r.domain().to_string(),
             date(r.begin),
             date(r.end),

@@ -6,7 +6,7 @@
 
 use super::error::ReadError;
 use super::model::{AggregateReport, Policy, Report, TlsReport};
-use super::names::{Domains, SourceNames, reporter_label};
+use super::names::{Domains, SourceNames};
 use crate::metrics::reports::{Family, ReportMetrics};
 
 /// What counting needs besides the report.
@@ -35,7 +35,7 @@ impl Counting<'_> {
                 Report::Dmarc(r) => crate::status::ReportLine {
                     at,
                     kind: "dmarc",
-                    reporter: r.org_name.clone(),
+                    reporter: r.reporter(),
                     domain: r.policy.domain.clone(),
                     id: r.report_id.clone(),
                     messages: r.messages,
@@ -43,7 +43,7 @@ impl Counting<'_> {
                 Report::Tls(r) => crate::status::ReportLine {
                     at,
                     kind: "tls-rpt",
-                    reporter: r.organization_name.clone(),
+                    reporter: r.reporter(),
                     domain: r.domain().to_string(),
                     id: r.report_id.clone(),
                     messages: r.policies.iter().map(|p| p.successful + p.failed).sum(),
@@ -65,7 +65,7 @@ impl Counting<'_> {
         let Some(domain) = self.domains.label(&r.policy.domain) else {
             return false;
         };
-        let reporter = reporter_label(&r.email, &r.org_name);
+        let reporter = r.reporter();
         let m = self.metrics;
         let l = m.admit(Family::Reports, &[&domain, &reporter], &[1]);
         m.reports.with_label_values(&l).inc();
@@ -100,10 +100,7 @@ impl Counting<'_> {
     }
 
     fn count_tls(&self, r: &TlsReport) -> bool {
-        let reporter = reporter_label(
-            r.contact_info.as_deref().unwrap_or(""),
-            &r.organization_name,
-        );
+        let reporter = r.reporter();
         let m = self.metrics;
         let mut counted = false;
         for p in &r.policies {
