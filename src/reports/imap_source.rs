@@ -20,7 +20,7 @@ use super::count::Counting;
 use super::dir::ScanSummary;
 use super::ledger::{Ledger, report_key};
 use super::unpack::{Limits, Outcome, read_bytes};
-use crate::imap::{self, Endpoint, ImapError, ImapErrorKind, ImapSession, step};
+use crate::imap::{self, Endpoint, Filing, ImapError, ImapErrorKind, ImapSession, step};
 use crate::state::StateDir;
 
 /// Messages fetched per round trip.
@@ -74,8 +74,7 @@ impl ImapReportSource {
     ) -> Result<ScanSummary, ImapError> {
         let limit = self.timeout;
         let caps = step("CAPABILITY", limit, s.capabilities()).await?;
-        let can_move = caps.has_str("MOVE");
-        let uidplus = caps.has_str("UIDPLUS");
+        let filing = Filing::of(&caps);
         step("SELECT", limit, s.select(&self.folder)).await?;
         let query = if self.processed_folder.is_some() {
             "ALL"
@@ -185,16 +184,10 @@ impl ImapReportSource {
                 return Err(e);
             }
             summary.moved += self
-                .file_away(
-                    s,
-                    &processed,
-                    self.processed_folder.as_deref(),
-                    can_move,
-                    uidplus,
-                )
+                .file_away(s, &processed, self.processed_folder.as_deref(), filing)
                 .await?;
             summary.moved += self
-                .file_away(s, &failed, self.error_folder.as_deref(), can_move, uidplus)
+                .file_away(s, &failed, self.error_folder.as_deref(), filing)
                 .await?;
         }
         Ok(summary)
@@ -208,7 +201,7 @@ impl ImapReportSource {
         max: u64,
     ) -> Result<Vec<(u32, Result<Vec<u8>, u64>)>, ImapError> {
         let limit = self.timeout;
-        let set = crate::canary::watch::uid_set(uids);
+        let set = imap::uid_set(uids);
         let sizes: Vec<(u32, u64)> = {
             let stream = step("UID FETCH", limit, s.uid_fetch(&set, "(UID RFC822.SIZE)")).await?;
             let all = tokio::time::timeout(limit, stream.collect::<Vec<_>>())
@@ -235,7 +228,7 @@ impl ImapReportSource {
                 .map(|(u, n)| (*u, Err(*n))),
         );
         if !small.is_empty() {
-            let set = crate::canary::watch::uid_set(&small);
+            let set = imap::uid_set(&small);
             let stream = step("UID FETCH", limit, s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
             // Large bodies take longer than one command's timeout: allow per megabyte.
             let total: u64 = sizes
@@ -260,40 +253,26 @@ impl ImapReportSource {
         Ok(out)
     }
 
-    /// Moves messages to `folder`, or flags them `\Seen` when there is none. Returns how many.
+    /// Moves messages to `folder`, or flags them `\Seen` when there is none. Returns how many
+    /// were moved.
     async fn file_away(
         &self,
         s: &mut ImapSession,
         uids: &[u32],
         folder: Option<&str>,
-        can_move: bool,
-        uidplus: bool,
+        filing: Filing,
     ) -> Result<usize, ImapError> {
         if uids.is_empty() {
             return Ok(0);
         }
         let limit = self.timeout;
-        let set = crate::canary::watch::uid_set(uids);
         match folder {
-            Some(dest) if can_move => step("UID MOVE", limit, s.uid_mv(&set, dest)).await?,
             Some(dest) => {
-                step("UID COPY", limit, s.uid_copy(&set, dest)).await?;
-                let st = step(
-                    "UID STORE",
-                    limit,
-                    s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
-                )
-                .await?;
-                let _ = tokio::time::timeout(limit, st.collect::<Vec<_>>()).await;
-                if uidplus {
-                    let x = step("UID EXPUNGE", limit, s.uid_expunge(&set)).await?;
-                    let _ = tokio::time::timeout(limit, x.collect::<Vec<_>>()).await;
-                } else {
-                    let x = step("EXPUNGE", limit, s.expunge()).await?;
-                    let _ = tokio::time::timeout(limit, x.collect::<Vec<_>>()).await;
-                }
+                imap::file_away(s, uids, Some(dest), filing, limit).await?;
+                Ok(uids.len())
             }
             None => {
+                let set = imap::uid_set(uids);
                 let st = step(
                     "UID STORE",
                     limit,
@@ -301,9 +280,8 @@ impl ImapReportSource {
                 )
                 .await?;
                 let _ = tokio::time::timeout(limit, st.collect::<Vec<_>>()).await;
-                return Ok(0);
+                Ok(0)
             }
         }
-        Ok(uids.len())
     }
 }
