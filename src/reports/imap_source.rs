@@ -4,21 +4,21 @@
 //! On every run of the reports check: log in, select the folder, list the messages not yet dealt
 //! with (all of them when a `processed_folder` is configured, since those are moved out; else the
 //! unseen ones, which are marked `\Seen` after reading), and fetch them in small batches, never
-//! a message larger than `reports.max_decompressed_bytes`. For each batch the same order as the
-//! directory source: the reports' identities go into the ledger and the ledger is saved, then
-//! the new ones are counted, then the messages are moved (to `processed_folder`, or
-//! `error_folder` when they held no report) or flagged. A crash between counting and moving
-//! leaves the messages in the folder; the next run finds their reports in the ledger and only
-//! moves them. Reports arrive daily, so the folder is polled on the check's interval rather than
-//! watched with IDLE.
+//! a message larger than `reports.max_decompressed_bytes`. Each batch goes through the same
+//! [`commit`] as the directory source's: the reports' identities go into the ledger and the
+//! ledger is saved, then the new ones are counted; only then are the messages moved (to
+//! `processed_folder`, or `error_folder` when they held no report, with [`imap::file_away`]) or
+//! flagged. A crash between counting and moving leaves the messages in the folder; the next
+//! run finds their reports in the ledger and only moves them. Reports arrive daily, so the
+//! folder is polled on the check's interval rather than watched with IDLE.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use super::count::Counting;
-use super::dir::ScanSummary;
-use super::ledger::{Ledger, report_key};
+use super::ledger::Ledger;
+use super::pipeline::{Origin, ScanSummary, commit, count_errors};
 use super::unpack::{Limits, Outcome, read_bytes};
 use crate::imap::{self, Endpoint, Filing, ImapError, ImapErrorKind, ImapSession, step};
 use crate::state::StateDir;
@@ -130,7 +130,7 @@ impl ImapReportSource {
                     }
                 };
                 ledger.prune(cx.now, cx.retention_secs);
-                let mut new = Vec::new();
+                let mut found = Vec::new();
                 for (uid, p) in &parsed {
                     summary.files += 1;
                     match p {
@@ -146,19 +146,14 @@ impl ImapReportSource {
                             failed.push(*uid);
                         }
                         Ok(o) => {
-                            for found in &o.reports {
-                                if ledger.insert_report(report_key(&found.report), cx.now) {
-                                    new.push(&found.report);
-                                } else {
-                                    summary.duplicates += 1;
-                                    tracing::info!(source = %self.name, uid, part = %found.part, "report already counted; not counted again");
-                                }
-                            }
-                            for e in &o.errors {
-                                summary.errors += 1;
-                                counting.count_error(&self.name, &e.error);
-                                tracing::warn!(source = %self.name, uid, reason = e.error.reason(), error = %e, "report unreadable");
-                            }
+                            found.extend(o.reports.iter().map(|r| (Origin::Uid(*uid), r)));
+                            count_errors(
+                                counting,
+                                &self.name,
+                                Origin::Uid(*uid),
+                                &o.errors,
+                                &mut summary,
+                            );
                             if o.reports.is_empty() {
                                 summary.failed += 1;
                                 failed.push(*uid);
@@ -168,16 +163,16 @@ impl ImapReportSource {
                         }
                     }
                 }
-                if let Err(e) = ledger.save(cx.state) {
+                if let Err(e) = commit(
+                    &mut ledger,
+                    cx.state,
+                    cx.now,
+                    counting,
+                    &self.name,
+                    found,
+                    &mut summary,
+                ) {
                     error = Some(protocol(e.to_string()));
-                    return;
-                }
-                for r in new {
-                    if counting.count(r) {
-                        summary.counted += 1;
-                    } else {
-                        summary.ignored += 1;
-                    }
                 }
             });
             if let Some(e) = error {
