@@ -3,6 +3,9 @@
 //!
 //! Every step runs under the caller's timeout. Failures are classified so metrics and logs can
 //! tell a refused login from a network or certificate problem; messages never hold a password.
+//!
+//! Both users also file messages away the same way once they are done with them: [`file_away`]
+//! moves them (UID MOVE, or UID COPY and delete where the server has no MOVE) or deletes them.
 
 use std::fmt;
 use std::io;
@@ -12,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::{Authenticator, Client, Session};
+use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -332,6 +336,124 @@ pub fn quote(s: &str) -> String {
     q
 }
 
+/// `1:3,5,7:8` from sorted UIDs (a UID repeated or inside a range is sent once).
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    let mut seen = std::collections::HashSet::new();
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] <= end + 1 {
+            i += 1;
+            end = end.max(uids[i]);
+        }
+        if seen.insert(start) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            if start == end {
+                out.push_str(&start.to_string());
+            } else {
+                out.push_str(&format!("{start}:{end}"));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// What the server offers that decides how messages are filed away: MOVE (RFC 6851) and
+/// UIDPLUS (RFC 4315), from its CAPABILITY answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filing {
+    pub can_move: bool,
+    pub uidplus: bool,
+}
+
+impl Filing {
+    pub fn of(caps: &async_imap::types::Capabilities) -> Filing {
+        Filing {
+            can_move: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        }
+    }
+
+    /// The commands that file messages away: to `dest` by UID MOVE, or where the server has no
+    /// MOVE by UID COPY and then deleting them; without `dest` they are only deleted.
+    fn commands<'a>(self, dest: Option<&'a str>) -> Vec<FilingCommand<'a>> {
+        let mut out = Vec::new();
+        if let Some(dest) = dest {
+            if self.can_move {
+                return vec![FilingCommand::Move(dest)];
+            }
+            out.push(FilingCommand::Copy(dest));
+        }
+        out.push(FilingCommand::FlagDeleted);
+        out.push(if self.uidplus {
+            FilingCommand::UidExpunge
+        } else {
+            FilingCommand::Expunge
+        });
+        out
+    }
+}
+
+/// One command of [`file_away`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilingCommand<'a> {
+    Move(&'a str),
+    Copy(&'a str),
+    /// `UID STORE +FLAGS.SILENT (\Deleted)`.
+    FlagDeleted,
+    /// Expunges only the given messages.
+    UidExpunge,
+    /// Expunges every message flagged `\Deleted` in the folder (servers without UIDPLUS).
+    Expunge,
+}
+
+/// Files messages of the selected folder away: moves them to `dest` (UID MOVE, or UID COPY,
+/// UID STORE `\Deleted` and UID EXPUNGE, or EXPUNGE without UIDPLUS, where the server has no
+/// MOVE), or deletes them when there is no `dest`. Each command runs under `limit`; the
+/// untagged answers of STORE and EXPUNGE are drained but not checked. Nothing to do for no
+/// UIDs.
+pub async fn file_away(
+    s: &mut ImapSession,
+    uids: &[u32],
+    dest: Option<&str>,
+    filing: Filing,
+    limit: Duration,
+) -> Result<(), ImapError> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
+    for command in filing.commands(dest) {
+        match command {
+            FilingCommand::Move(dest) => step("UID MOVE", limit, s.uid_mv(&set, dest)).await?,
+            FilingCommand::Copy(dest) => step("UID COPY", limit, s.uid_copy(&set, dest)).await?,
+            FilingCommand::FlagDeleted => {
+                let stream = step(
+                    "UID STORE",
+                    limit,
+                    s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+                )
+                .await?;
+                let _ = timeout(limit, stream.collect::<Vec<_>>()).await;
+            }
+            FilingCommand::UidExpunge => {
+                let stream = step("UID EXPUNGE", limit, s.uid_expunge(&set)).await?;
+                let _ = timeout(limit, stream.collect::<Vec<_>>()).await;
+            }
+            FilingCommand::Expunge => {
+                let stream = step("EXPUNGE", limit, s.expunge()).await?;
+                let _ = timeout(limit, stream.collect::<Vec<_>>()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +474,31 @@ mod tests {
         };
         assert_eq!(x.process(b""), b"user=u@x\x01auth=Bearer tok\x01\x01");
         assert_eq!(x.process(b"{\"status\":\"400\"}"), b"");
+    }
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn filing_away_moves_or_copies_then_deletes() {
+        use FilingCommand::*;
+        let filing = |can_move, uidplus| Filing { can_move, uidplus };
+        assert_eq!(filing(true, true).commands(Some("Done")), [Move("Done")]);
+        assert_eq!(filing(true, false).commands(Some("Done")), [Move("Done")]);
+        assert_eq!(
+            filing(false, true).commands(Some("Done")),
+            [Copy("Done"), FlagDeleted, UidExpunge]
+        );
+        assert_eq!(
+            filing(false, false).commands(Some("Done")),
+            [Copy("Done"), FlagDeleted, Expunge]
+        );
+        // Without a destination they are deleted, MOVE or not.
+        assert_eq!(filing(true, true).commands(None), [FlagDeleted, UidExpunge]);
+        assert_eq!(filing(false, false).commands(None), [FlagDeleted, Expunge]);
     }
 }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::canary::headers::{self, CanaryHeaders};
 use crate::clock::Clock;
 use crate::config::{CanaryConfig, Cleanup, SpamFolder};
-use crate::imap::{self, Endpoint, ImapError, ImapErrorKind, ImapSession, step};
+use crate::imap::{self, Endpoint, Filing, ImapError, ImapErrorKind, ImapSession, step};
 use crate::metrics::Metrics;
 
 /// Which folder of the seed: its role decides the placement of what is found there.
@@ -247,8 +247,7 @@ impl Watcher {
         };
         let caps = step("CAPABILITY", limit, s.capabilities()).await?;
         let idle = caps.has_str("IDLE");
-        let uidplus = caps.has_str("UIDPLUS");
-        let can_move = caps.has_str("MOVE");
+        let filing = Filing::of(&caps);
         step("SELECT", limit, s.select(&folder)).await?;
         self.metrics
             .canary
@@ -260,15 +259,8 @@ impl Watcher {
         let mut last_uid = 0u32;
         // Canaries found while still being sent, by UID, with the time they were first seen.
         let mut held = HashMap::new();
-        self.scan(
-            &mut s,
-            &mut last_uid,
-            &mut held,
-            Noticed::Scan,
-            uidplus,
-            can_move,
-        )
-        .await?;
+        self.scan(&mut s, &mut last_uid, &mut held, Noticed::Scan, filing)
+            .await?;
         let mut hinted = new_mail_hinted(&mut s);
         self.ready.set(&self.seed, self.role, true);
         loop {
@@ -338,7 +330,7 @@ impl Watcher {
             // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
             let found = self
-                .scan(&mut s, &mut last_uid, &mut held, noticed, uidplus, can_move)
+                .scan(&mut s, &mut last_uid, &mut held, noticed, filing)
                 .await?;
             // A server announces new mail before the command that sees it runs, so a scan made
             // for a hint finds something. One that found nothing means the server repeats
@@ -436,8 +428,7 @@ impl Watcher {
         last_uid: &mut u32,
         held: &mut HashMap<u32, f64>,
         noticed: Noticed,
-        uidplus: bool,
-        can_move: bool,
+        filing: Filing,
     ) -> Result<usize, ImapError> {
         let limit = self.cfg.imap_timeout.get();
         let query = format!(
@@ -459,7 +450,7 @@ impl Watcher {
         uids.sort_unstable();
         // Bound one round's work; the rest is picked up by the next scan.
         uids.truncate(500);
-        let set = uid_set(&uids);
+        let set = imap::uid_set(&uids);
         let fetched: Vec<_> = {
             let stream = step(
                 "UID FETCH",
@@ -515,50 +506,26 @@ impl Watcher {
             *last_uid = (*last_uid).min(first_held - 1);
         }
         if !remove.is_empty() {
-            self.remove(s, &remove, uidplus, can_move).await?;
+            self.remove(s, &remove, filing).await?;
         }
         Ok(found)
     }
 
-    /// Deletes (or moves) the given messages.
+    /// Deletes (or moves, with `cleanup = "move"`) the given messages.
     async fn remove(
         &self,
         s: &mut ImapSession,
         uids: &[u32],
-        uidplus: bool,
-        can_move: bool,
+        filing: Filing,
     ) -> Result<(), ImapError> {
-        let limit = self.cfg.imap_timeout.get();
-        let set = uid_set(uids);
-        if self.cfg.cleanup == Cleanup::Move
-            && let Some(dest) = &self.cfg.move_to
-        {
-            if can_move {
-                return step("UID MOVE", limit, s.uid_mv(&set, dest)).await;
-            }
-            step("UID COPY", limit, s.uid_copy(&set, dest)).await?;
-        }
-        {
-            let stream = step(
-                "UID STORE",
-                limit,
-                s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
-            )
-            .await?;
-            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
-        }
-        if uidplus {
-            let stream = step("UID EXPUNGE", limit, s.uid_expunge(&set)).await?;
-            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
-        } else {
-            let stream = step("EXPUNGE", limit, s.expunge()).await?;
-            let _ = tokio::time::timeout(limit, stream.collect::<Vec<_>>()).await;
-        }
-        Ok(())
+        let dest = match self.cfg.cleanup {
+            Cleanup::Move => self.cfg.move_to.as_deref(),
+            Cleanup::Delete => None,
+        };
+        imap::file_away(s, uids, dest, filing, self.cfg.imap_timeout.get()).await
     }
 }
 
-/// `1,3,5:9` from sorted UIDs.
 /// Empties the session's unsolicited responses and says whether one of them announced new
 /// mail (EXISTS or RECENT). A full channel counts as a hint too: async-imap drops what does not
 /// fit (it holds 100; moving many canaries brings one EXPUNGE each).
@@ -571,42 +538,4 @@ fn new_mail_hinted(s: &mut ImapSession) -> bool {
         );
     }
     hinted
-}
-
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    let mut seen = HashSet::new();
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] <= end + 1 {
-            i += 1;
-            end = end.max(uids[i]);
-        }
-        if seen.insert(start) {
-            if !out.is_empty() {
-                out.push(',');
-            }
-            if start == end {
-                out.push_str(&start.to_string());
-            } else {
-                out.push_str(&format!("{start}:{end}"));
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets() {
-        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(uid_set(&[4]), "4");
-        assert_eq!(uid_set(&[]), "");
-    }
 }

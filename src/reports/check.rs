@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::count::Counting;
-use super::dir::{DirSource, ScanContext, ScanSummary};
+use super::dir::{DirSource, ScanContext};
 use super::error::REASONS;
 use super::imap_source::{ImapReportSource, ImapScan};
 use super::ledger::Ledger;
 use super::names::{Domains, SourceNames};
+use super::pipeline::ScanSummary;
 use super::unpack::Limits;
 use crate::config::{Config, ImapAuth, SourceKind, TlsMode, UnknownDomains};
 use crate::imap::Endpoint;

@@ -7,9 +7,10 @@
 //! ledger remembers it by name, size and modification time.
 //!
 //! The order of one batch of files is what makes counting exactly-once: read the files, record
-//! their reports and the files themselves in the ledger, save the ledger atomically, and only
-//! then count and move. After a crash anywhere in between, the next scan finds the reports
-//! already in the ledger (nothing is counted twice) and finishes the moves.
+//! the files themselves in the ledger, [`commit`] their reports (record them too, save the
+//! ledger atomically, and only then count), and only then move. After a crash anywhere in
+//! between, the next scan finds the reports already in the ledger (nothing is counted twice)
+//! and finishes the moves.
 
 use std::collections::HashSet;
 use std::fs;
@@ -18,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
 use super::count::Counting;
-use super::ledger::{FileEntry, FileOutcome, Ledger, LedgerError, file_key, report_key};
+use super::ledger::{FileEntry, FileOutcome, Ledger, LedgerError, file_key};
+use super::pipeline::{Origin, ScanSummary, commit, count_errors};
 use super::unpack::{Limits, read_path};
 use crate::state::StateDir;
 
@@ -48,43 +50,6 @@ pub enum ScanError {
         source_name: String,
         error: LedgerError,
     },
-}
-
-/// What one scan did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ScanSummary {
-    /// Files read in this scan.
-    pub files: usize,
-    /// New reports counted.
-    pub counted: usize,
-    /// Reports already in the ledger (re-deliveries), not counted again.
-    pub duplicates: usize,
-    /// New reports for unconfigured domains with `unknown_domains = "ignore"`.
-    pub ignored: usize,
-    /// Files that gave no report.
-    pub failed: usize,
-    /// Parts (files, members, attachments) that gave an error.
-    pub errors: usize,
-    /// Files moved to processed/ or failed/.
-    pub moved: usize,
-    /// Files left for the next scan because time ran out or shutdown began.
-    pub deferred: usize,
-    /// Files that could not be moved (they stay, remembered by the ledger).
-    pub move_errors: usize,
-}
-
-impl ScanSummary {
-    pub fn add(&mut self, o: &ScanSummary) {
-        self.files += o.files;
-        self.counted += o.counted;
-        self.duplicates += o.duplicates;
-        self.ignored += o.ignored;
-        self.failed += o.failed;
-        self.errors += o.errors;
-        self.moved += o.moved;
-        self.deferred += o.deferred;
-        self.move_errors += o.move_errors;
-    }
 }
 
 /// What a scan works with.
@@ -223,7 +188,8 @@ impl DirSource {
         Ok(summary)
     }
 
-    /// Saves the ledger with the batch's reports in it, then counts, then moves.
+    /// Commits the batch's reports (the ledger with them and the batch's files in it is saved
+    /// before they are counted), counts its errors, then moves its files.
     fn finish_batch(
         &self,
         ledger: &mut Ledger,
@@ -234,41 +200,38 @@ impl DirSource {
         if batch.is_empty() {
             return Ok(());
         }
-        // Decide what is new before saving, so a crash after the save can only lose counts.
-        let mut new_reports = Vec::new();
-        for (f, outcome, _) in batch.iter() {
-            let Some(o) = outcome else { continue };
-            for found in &o.reports {
-                if ledger.insert_report(report_key(&found.report), cx.now) {
-                    new_reports.push(found);
-                } else {
-                    summary.duplicates += 1;
-                    tracing::info!(source = %self.name, file = %f.name, part = %found.part, "report already counted; not counted again");
-                }
-            }
-        }
-        ledger.save(cx.state).map_err(|error| ScanError::Ledger {
+        let found = batch.iter().flat_map(|(f, outcome, _)| {
+            let origin = Origin::File(&f.name);
+            outcome
+                .iter()
+                .flat_map(move |o| o.reports.iter().map(move |r| (origin, r)))
+        });
+        commit(
+            ledger,
+            cx.state,
+            cx.now,
+            &cx.counting,
+            &self.name,
+            found,
+            summary,
+        )
+        .map_err(|error| ScanError::Ledger {
             source_name: self.name.clone(),
             error,
         })?;
-        for found in new_reports {
-            if cx.counting.count(&found.report) {
-                summary.counted += 1;
-            } else {
-                summary.ignored += 1;
-            }
-        }
         for (f, outcome, result) in batch.iter() {
             let Some(o) = outcome else { continue };
             summary.files += 1;
             if *result == FileOutcome::Failed {
                 summary.failed += 1;
             }
-            for e in &o.errors {
-                summary.errors += 1;
-                cx.counting.count_error(&self.name, &e.error);
-                tracing::warn!(source = %self.name, file = %f.name, reason = e.error.reason(), error = %e, "report unreadable");
-            }
+            count_errors(
+                &cx.counting,
+                &self.name,
+                Origin::File(&f.name),
+                &o.errors,
+                summary,
+            );
             for w in &o.warnings {
                 tracing::info!(source = %self.name, file = %f.name, warning = %w, "report repaired");
             }

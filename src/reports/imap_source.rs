@@ -4,23 +4,23 @@
 //! On every run of the reports check: log in, select the folder, list the messages not yet dealt
 //! with (all of them when a `processed_folder` is configured, since those are moved out; else the
 //! unseen ones, which are marked `\Seen` after reading), and fetch them in small batches, never
-//! a message larger than `reports.max_decompressed_bytes`. For each batch the same order as the
-//! directory source: the reports' identities go into the ledger and the ledger is saved, then
-//! the new ones are counted, then the messages are moved (to `processed_folder`, or
-//! `error_folder` when they held no report) or flagged. A crash between counting and moving
-//! leaves the messages in the folder; the next run finds their reports in the ledger and only
-//! moves them. Reports arrive daily, so the folder is polled on the check's interval rather than
-//! watched with IDLE.
+//! a message larger than `reports.max_decompressed_bytes`. Each batch goes through the same
+//! [`commit`] as the directory source's: the reports' identities go into the ledger and the
+//! ledger is saved, then the new ones are counted; only then are the messages moved (to
+//! `processed_folder`, or `error_folder` when they held no report, with [`imap::file_away`]) or
+//! flagged. A crash between counting and moving leaves the messages in the folder; the next
+//! run finds their reports in the ledger and only moves them. Reports arrive daily, so the
+//! folder is polled on the check's interval rather than watched with IDLE.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use super::count::Counting;
-use super::dir::ScanSummary;
-use super::ledger::{Ledger, report_key};
+use super::ledger::Ledger;
+use super::pipeline::{Origin, ScanSummary, commit, count_errors};
 use super::unpack::{Limits, Outcome, read_bytes};
-use crate::imap::{self, Endpoint, ImapError, ImapErrorKind, ImapSession, step};
+use crate::imap::{self, Endpoint, Filing, ImapError, ImapErrorKind, ImapSession, step};
 use crate::state::StateDir;
 
 /// Messages fetched per round trip.
@@ -74,8 +74,7 @@ impl ImapReportSource {
     ) -> Result<ScanSummary, ImapError> {
         let limit = self.timeout;
         let caps = step("CAPABILITY", limit, s.capabilities()).await?;
-        let can_move = caps.has_str("MOVE");
-        let uidplus = caps.has_str("UIDPLUS");
+        let filing = Filing::of(&caps);
         step("SELECT", limit, s.select(&self.folder)).await?;
         let query = if self.processed_folder.is_some() {
             "ALL"
@@ -131,7 +130,7 @@ impl ImapReportSource {
                     }
                 };
                 ledger.prune(cx.now, cx.retention_secs);
-                let mut new = Vec::new();
+                let mut found = Vec::new();
                 for (uid, p) in &parsed {
                     summary.files += 1;
                     match p {
@@ -147,19 +146,14 @@ impl ImapReportSource {
                             failed.push(*uid);
                         }
                         Ok(o) => {
-                            for found in &o.reports {
-                                if ledger.insert_report(report_key(&found.report), cx.now) {
-                                    new.push(&found.report);
-                                } else {
-                                    summary.duplicates += 1;
-                                    tracing::info!(source = %self.name, uid, part = %found.part, "report already counted; not counted again");
-                                }
-                            }
-                            for e in &o.errors {
-                                summary.errors += 1;
-                                counting.count_error(&self.name, &e.error);
-                                tracing::warn!(source = %self.name, uid, reason = e.error.reason(), error = %e, "report unreadable");
-                            }
+                            found.extend(o.reports.iter().map(|r| (Origin::Uid(*uid), r)));
+                            count_errors(
+                                counting,
+                                &self.name,
+                                Origin::Uid(*uid),
+                                &o.errors,
+                                &mut summary,
+                            );
                             if o.reports.is_empty() {
                                 summary.failed += 1;
                                 failed.push(*uid);
@@ -169,32 +163,26 @@ impl ImapReportSource {
                         }
                     }
                 }
-                if let Err(e) = ledger.save(cx.state) {
+                if let Err(e) = commit(
+                    &mut ledger,
+                    cx.state,
+                    cx.now,
+                    counting,
+                    &self.name,
+                    found,
+                    &mut summary,
+                ) {
                     error = Some(protocol(e.to_string()));
-                    return;
-                }
-                for r in new {
-                    if counting.count(r) {
-                        summary.counted += 1;
-                    } else {
-                        summary.ignored += 1;
-                    }
                 }
             });
             if let Some(e) = error {
                 return Err(e);
             }
             summary.moved += self
-                .file_away(
-                    s,
-                    &processed,
-                    self.processed_folder.as_deref(),
-                    can_move,
-                    uidplus,
-                )
+                .file_away(s, &processed, self.processed_folder.as_deref(), filing)
                 .await?;
             summary.moved += self
-                .file_away(s, &failed, self.error_folder.as_deref(), can_move, uidplus)
+                .file_away(s, &failed, self.error_folder.as_deref(), filing)
                 .await?;
         }
         Ok(summary)
@@ -208,7 +196,7 @@ impl ImapReportSource {
         max: u64,
     ) -> Result<Vec<(u32, Result<Vec<u8>, u64>)>, ImapError> {
         let limit = self.timeout;
-        let set = crate::canary::watch::uid_set(uids);
+        let set = imap::uid_set(uids);
         let sizes: Vec<(u32, u64)> = {
             let stream = step("UID FETCH", limit, s.uid_fetch(&set, "(UID RFC822.SIZE)")).await?;
             let all = tokio::time::timeout(limit, stream.collect::<Vec<_>>())
@@ -235,7 +223,7 @@ impl ImapReportSource {
                 .map(|(u, n)| (*u, Err(*n))),
         );
         if !small.is_empty() {
-            let set = crate::canary::watch::uid_set(&small);
+            let set = imap::uid_set(&small);
             let stream = step("UID FETCH", limit, s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
             // Large bodies take longer than one command's timeout: allow per megabyte.
             let total: u64 = sizes
@@ -260,40 +248,26 @@ impl ImapReportSource {
         Ok(out)
     }
 
-    /// Moves messages to `folder`, or flags them `\Seen` when there is none. Returns how many.
+    /// Moves messages to `folder`, or flags them `\Seen` when there is none. Returns how many
+    /// were moved.
     async fn file_away(
         &self,
         s: &mut ImapSession,
         uids: &[u32],
         folder: Option<&str>,
-        can_move: bool,
-        uidplus: bool,
+        filing: Filing,
     ) -> Result<usize, ImapError> {
         if uids.is_empty() {
             return Ok(0);
         }
         let limit = self.timeout;
-        let set = crate::canary::watch::uid_set(uids);
         match folder {
-            Some(dest) if can_move => step("UID MOVE", limit, s.uid_mv(&set, dest)).await?,
             Some(dest) => {
-                step("UID COPY", limit, s.uid_copy(&set, dest)).await?;
-                let st = step(
-                    "UID STORE",
-                    limit,
-                    s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
-                )
-                .await?;
-                let _ = tokio::time::timeout(limit, st.collect::<Vec<_>>()).await;
-                if uidplus {
-                    let x = step("UID EXPUNGE", limit, s.uid_expunge(&set)).await?;
-                    let _ = tokio::time::timeout(limit, x.collect::<Vec<_>>()).await;
-                } else {
-                    let x = step("EXPUNGE", limit, s.expunge()).await?;
-                    let _ = tokio::time::timeout(limit, x.collect::<Vec<_>>()).await;
-                }
+                imap::file_away(s, uids, Some(dest), filing, limit).await?;
+                Ok(uids.len())
             }
             None => {
+                let set = imap::uid_set(uids);
                 let st = step(
                     "UID STORE",
                     limit,
@@ -301,9 +275,8 @@ impl ImapReportSource {
                 )
                 .await?;
                 let _ = tokio::time::timeout(limit, st.collect::<Vec<_>>()).await;
-                return Ok(0);
+                Ok(0)
             }
         }
-        Ok(uids.len())
     }
 }

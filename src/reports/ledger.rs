@@ -5,9 +5,9 @@
 //! remembers the files it has dealt with (by source, name, size and modification time) with
 //! their outcome, so a file left in place is not read again and a file whose move was
 //! interrupted is only moved on the next scan. It lives in the state directory as one JSON
-//! file, replaced atomically; the caller saves it *before* counting, so a crash can at worst
-//! lose a report's counts, never count it twice. Report identities are forgotten after the
-//! retention window; file entries when their file is gone.
+//! file, replaced atomically; [`super::pipeline::commit`] saves it *before* counting, so a crash
+//! can at worst lose a report's counts, never count it twice. Report identities are forgotten
+//! after the retention window; file entries when their file is gone.
 
 use std::collections::BTreeMap;
 

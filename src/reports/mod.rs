@@ -10,8 +10,8 @@
 //! [`crate::metrics::reports`]. The [`check`] runs all of that on the configured interval;
 //! [`cli`] is the `parse-report` command.
 //!
-//! Both sources take the same ledger steps: record new report keys, save, count, then move
-//! the file or message.
+//! Both sources hand their batches to the one [`pipeline`] for those ledger steps (record new
+//! report keys, save, count); a source only lists, reads, and files away afterwards.
 
 pub mod align;
 pub mod check;
@@ -25,6 +25,7 @@ pub mod imap_source;
 pub mod ledger;
 pub mod model;
 pub mod names;
+pub mod pipeline;
 pub mod tlsrpt;
 pub mod unpack;
 
