@@ -24,44 +24,6 @@ impl Report {
             Report::Tls(_) => "tls-rpt",
         }
     }
-
-    /// The reporter: see [`AggregateReport::reporter`]. The one definition used by the
-    /// `reporter` label, `parse-report` and the landing page.
-    pub fn reporter(&self) -> String {
-        match self {
-            Report::Dmarc(r) => r.reporter(),
-            Report::Tls(r) => r.reporter(),
-        }
-    }
-
-    /// The organization's name as the report writes it (`Outlook.com`, `WEB.DE`).
-    pub fn org_name(&self) -> &str {
-        match self {
-            Report::Dmarc(r) => &r.org_name,
-            Report::Tls(r) => &r.organization_name,
-        }
-    }
-}
-
-impl AggregateReport {
-    /// Who sent the report, as one value however the receiver spells its name: the
-    /// organizational domain of the report's contact address (`<email>`), lower case
-    /// (`noreply@dmarc.microsoft.com` → `microsoft.com`, whether `<org_name>` says `Outlook.com`
-    /// or `Microsoft Corporation`); else of `<org_name>` when that is a domain; else `unknown`.
-    pub fn reporter(&self) -> String {
-        super::names::reporter_label(&self.email, &self.org_name)
-    }
-}
-
-impl TlsReport {
-    /// Who sent the report: the organizational domain of `contact-info` (an address or URL),
-    /// else of `organization-name` when that is a domain, else `unknown` (as for DMARC).
-    pub fn reporter(&self) -> String {
-        super::names::reporter_label(
-            self.contact_info.as_deref().unwrap_or(""),
-            &self.organization_name,
-        )
-    }
 }
 
 /// A DMARC aggregate report (RFC 7489 appendix C, RFC 9990), summarised while streaming: the

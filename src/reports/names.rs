@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::align::{normalize_domain, organizational_domain};
+use super::model::{AggregateReport, Report, TlsReport};
 use crate::config::{SourceMapEntry, UnknownDomains, parse_cidr};
 
 /// Label of a source no network or observed IP names.
@@ -146,6 +147,46 @@ pub fn reporter_label(contact: &str, name: &str) -> String {
         return organizational_domain(&name).to_string();
     }
     UNKNOWN.to_string()
+}
+
+/// The reporter of a report: the one definition used by the `reporter` label, `parse-report`
+/// and the landing page (see [`reporter_label`]).
+impl Report {
+    pub fn reporter(&self) -> String {
+        match self {
+            Report::Dmarc(r) => r.reporter(),
+            Report::Tls(r) => r.reporter(),
+        }
+    }
+
+    /// The organization's name as the report writes it (`Outlook.com`, `WEB.DE`).
+    pub fn org_name(&self) -> &str {
+        match self {
+            Report::Dmarc(r) => &r.org_name,
+            Report::Tls(r) => &r.organization_name,
+        }
+    }
+}
+
+impl AggregateReport {
+    /// Who sent the report, as one value however the receiver spells its name: the
+    /// organizational domain of the report's contact address (`<email>`), lower case
+    /// (`noreply@dmarc.microsoft.com` → `microsoft.com`, whether `<org_name>` says `Outlook.com`
+    /// or `Microsoft Corporation`); else of `<org_name>` when that is a domain; else `unknown`.
+    pub fn reporter(&self) -> String {
+        reporter_label(&self.email, &self.org_name)
+    }
+}
+
+impl TlsReport {
+    /// Who sent the report: the organizational domain of `contact-info` (an address or URL),
+    /// else of `organization-name` when that is a domain, else `unknown` (as for DMARC).
+    pub fn reporter(&self) -> String {
+        reporter_label(
+            self.contact_info.as_deref().unwrap_or(""),
+            &self.organization_name,
+        )
+    }
 }
 
 /// Maps policy domains to the `domain` label.
