@@ -12,7 +12,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::tracker::Tracker;
 use crate::checks;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -56,6 +55,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .counting_write_errors(
             metrics.state_write_errors.clone(),
             metrics.state_write_failing.clone(),
+            &checks::STATE_FILES,
         );
     let web = match &opts.web_config_file {
         Some(f) => Some(Arc::new(
@@ -97,21 +97,18 @@ pub async fn run(opts: Options) -> Result<(), String> {
         grace,
     ));
 
+    let boards = checks::Boards::new(&state);
     let ctx = Context {
         metrics: metrics.clone(),
         clock: clock.clone(),
         shutdown: shutdown.clone(),
-        canaries: Arc::new(Tracker::load(state.clone())),
         state,
         observed: Default::default(),
     };
-    let boards = checks::Boards::default();
-    {
-        let mut sections = app.status.lock().unwrap_or_else(|e| e.into_inner());
-        sections.push(boards.routes.clone());
-        sections.push(boards.domains.clone());
-        sections.push(boards.reports.clone());
-    }
+    app.status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(boards.sections());
     let start = |config: &Arc<Config>| {
         let checks = checks::build(config, None, checks::Mode::Serve, &boards);
         let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
@@ -153,7 +150,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     shutdown.cancel();
     let stop = async {
         scheduler.stop(grace).await;
-        ctx.canaries.flush();
+        boards.canaries.flush();
         let _ = server.await;
     };
     if tokio::time::timeout(grace + Duration::from_secs(1), stop)
@@ -201,4 +198,43 @@ fn reload(
         }
     }
     result
+}
+
+/// `once`: runs the checks of `config_file` (or only those of one kind) once, prints the
+/// metrics to stdout and each failed check to stderr. `Ok(true)` when every check succeeded;
+/// `Err` for a configuration or state directory that can't be used (worded for the user).
+pub async fn once(
+    config_file: &std::path::Path,
+    only: Option<checks::Kind>,
+) -> Result<bool, String> {
+    let config = Arc::new(Config::load(config_file).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(Metrics::bare());
+    let state = StateDir::open(&config.exporter.state_dir)
+        .map_err(|e| e.to_string())?
+        .counting_write_errors(
+            metrics.state_write_errors.clone(),
+            metrics.state_write_failing.clone(),
+            &checks::STATE_FILES,
+        );
+    let boards = checks::Boards::new(&state);
+    let ctx = Context {
+        metrics: metrics.clone(),
+        clock: Clock::system(),
+        shutdown: CancellationToken::new(),
+        state,
+        observed: Default::default(),
+    };
+    let checks = checks::build(&config, only, checks::Mode::Once, &boards);
+    let records = crate::schedule::run_once(&checks, &ctx, &History::default()).await;
+    boards.canaries.flush();
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(&metrics.encode());
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.result != crate::schedule::RunResult::Success)
+        .collect();
+    for r in &failed {
+        eprintln!("check {} {}: {}", r.check, r.result.as_str(), r.message);
+    }
+    Ok(failed.is_empty())
 }

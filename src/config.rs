@@ -7,6 +7,7 @@
 //! validation step are reported at once. A loaded [`Config`] is complete: later code never
 //! needs a default or a fallback.
 
+pub mod dnsbl_lists;
 pub mod presets;
 pub mod schema;
 pub mod values;
@@ -766,12 +767,12 @@ impl Validator<'_> {
             }
         }
         for (i, l) in d.lists.iter().enumerate() {
-            if !crate::dns::dnsbl::catalogue::is_known(l) {
+            if !dnsbl_lists::is_known(l) {
                 self.problem(
                     format!("dnsbl.lists[{i}]"),
                     format!(
                         "unknown list {l:?}; one of: {} (other zones go in [[dnsbl.custom]])",
-                        crate::dns::dnsbl::catalogue::names().join(", ")
+                        dnsbl_lists::names().join(", ")
                     ),
                 );
             }

@@ -4,8 +4,27 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+
 use crate::clock::rfc3339;
-use crate::server::AppState;
+use crate::config::Config;
+use crate::schedule::{RunRecord, RunResult};
+
+/// A section of the landing page, rendered as an HTML fragment: the view a check keeps of its
+/// own results (routes, domains, reports). Text from outside must go through [`esc`].
+pub trait StatusSection: Send + Sync {
+    fn html(&self) -> String;
+}
+
+/// What the page shows: the running configuration, the checks' sections, the recent runs.
+pub struct Page<'a> {
+    pub config: &'a Config,
+    pub telemetry_path: &'a str,
+    pub enable_lifecycle: bool,
+    pub sections: &'a [Arc<dyn StatusSection>],
+    /// Oldest first.
+    pub runs: &'a [RunRecord],
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -23,8 +42,8 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-pub fn render(state: &AppState) -> String {
-    let cfg = state.config();
+pub fn render(page: &Page) -> String {
+    let cfg = page.config;
     let mut h = String::with_capacity(8192);
     let _ = write!(
         h,
@@ -48,34 +67,29 @@ th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}
         instance = esc(&cfg.instance()),
         version = crate::metrics::VERSION,
         path = esc(&cfg.path.display().to_string()),
-        metrics = esc(&state.telemetry_path),
-        lifecycle = if state.enable_lifecycle {
+        metrics = esc(page.telemetry_path),
+        lifecycle = if page.enable_lifecycle {
             "enabled"
         } else {
             "disabled; start with --web.enable-lifecycle"
         },
     );
 
-    let sections = state
-        .status
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if sections.is_empty() {
-        routes_table(&mut h, &cfg);
+    if page.sections.is_empty() {
+        routes_table(&mut h, cfg);
     }
-    for s in sections {
+    for s in page.sections {
         h.push_str(&s.html());
     }
 
     h.push_str("<h2>Recent check runs</h2>\n");
-    let runs = state.history.recent();
+    let runs = page.runs;
     if runs.is_empty() {
         h.push_str("<p class=\"muted\">No check has run yet.</p>\n");
     } else {
         h.push_str("<table><tr><th>Finished</th><th>Check</th><th>Result</th><th>Duration</th><th>Message</th></tr>\n");
         for r in runs.iter().rev() {
-            let class = if r.result == crate::schedule::RunResult::Success {
+            let class = if r.result == RunResult::Success {
                 "ok"
             } else {
                 "bad"

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use deliverability_exporter::{app, checks, config::Config, logging, metrics::Metrics, schedule};
+use deliverability_exporter::{app, checks, config::Config, logging};
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -168,62 +167,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Once { only }) => {
-            let config = match Config::load(&cli.config_file) {
-                Ok(c) => Arc::new(c),
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let state =
-                match deliverability_exporter::state::StateDir::open(&config.exporter.state_dir) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                };
-            runtime.block_on(async {
-                let metrics = Arc::new(Metrics::bare());
-                let state = state.counting_write_errors(
-                    metrics.state_write_errors.clone(),
-                    metrics.state_write_failing.clone(),
-                );
-                let ctx = schedule::Context {
-                    metrics: metrics.clone(),
-                    clock: deliverability_exporter::clock::Clock::system(),
-                    shutdown: tokio_util::sync::CancellationToken::new(),
-                    canaries: Arc::new(deliverability_exporter::canary::tracker::Tracker::load(
-                        state.clone(),
-                    )),
-                    state,
-                    observed: Default::default(),
-                };
-                let checks = checks::build(
-                    &config,
-                    only,
-                    checks::Mode::Once,
-                    &checks::Boards::default(),
-                );
-                let records =
-                    schedule::run_once(&checks, &ctx, &schedule::History::default()).await;
-                use std::io::Write as _;
-                let _ = std::io::stdout().write_all(&metrics.encode());
-                let failed: Vec<_> = records
-                    .iter()
-                    .filter(|r| r.result != schedule::RunResult::Success)
-                    .collect();
-                for r in &failed {
-                    eprintln!("check {} {}: {}", r.check, r.result.as_str(), r.message);
-                }
-                if failed.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            })
-        }
+        Some(Command::Once { only }) => match runtime.block_on(app::once(&cli.config_file, only)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Some(Command::ParseReport { json, files }) => {
             let ok = deliverability_exporter::reports::cli::run(
                 &files,

@@ -9,8 +9,6 @@
 //! about HTTP or about each other.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -18,13 +16,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::canary::tracker::Tracker;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::observed::Observed;
 use crate::state::StateDir;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures::future::BoxFuture;
 
 /// What every scheduled check gets to work with.
 #[derive(Clone)]
@@ -37,8 +34,6 @@ pub struct Context {
     pub state: StateDir,
     /// What canaries learned that other checks use (sending IPs, DKIM selectors).
     pub observed: Arc<Observed>,
-    /// The canaries in flight; shared across reloads so none is forgotten.
-    pub canaries: Arc<Tracker>,
 }
 
 /// Why a run failed: one line, shown in logs and on the landing page. Never holds a secret.
@@ -329,7 +324,6 @@ mod tests {
             shutdown: CancellationToken::new(),
             state: StateDir::open(&dir).unwrap(),
             observed: Default::default(),
-            canaries: Arc::new(Tracker::load(StateDir::open(&dir).unwrap())),
         }
     }
 

@@ -55,10 +55,7 @@ pub struct AppState {
     pub status: Mutex<Vec<Arc<dyn StatusSection>>>,
 }
 
-/// A section of the landing page, rendered as an HTML fragment.
-pub trait StatusSection: Send + Sync {
-    fn html(&self) -> String;
-}
+pub use crate::landing::StatusSection;
 
 impl AppState {
     pub fn config(&self) -> Arc<Config> {
@@ -234,6 +231,23 @@ async fn handle(
     resp
 }
 
+/// The landing page of the running configuration.
+fn landing_page(state: &AppState) -> String {
+    let config = state.config();
+    let sections = state
+        .status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    crate::landing::render(&crate::landing::Page {
+        config: &config,
+        telemetry_path: &state.telemetry_path,
+        enable_lifecycle: state.enable_lifecycle,
+        sections: &sections,
+        runs: &state.history.recent(),
+    })
+}
+
 async fn route(state: &AppState, req: &Request<Incoming>, path: &str, method: &Method) -> Resp {
     let get_only = |m: &Method| *m == Method::GET || *m == Method::HEAD;
     if path == state.telemetry_path {
@@ -243,7 +257,7 @@ async fn route(state: &AppState, req: &Request<Incoming>, path: &str, method: &M
         return metrics_response(state.metrics.encode(), req);
     }
     match path {
-        "/" if get_only(method) => html(crate::landing::render(state)),
+        "/" if get_only(method) => html(landing_page(state)),
         "/-/healthy" if get_only(method) => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if get_only(method) => {
             if state.ready.load(Ordering::SeqCst) {

@@ -26,14 +26,6 @@ pub enum StateError {
     BadName(String),
 }
 
-/// Every file the exporter keeps in its state directory (the `file` label of
-/// `deliverability_state_write_errors_total`).
-pub const FILES: [&str; 3] = [
-    crate::canary::tracker::FILE,
-    crate::reports::ledger::FILE_NAME,
-    crate::dns::check::STATE_FILE,
-];
-
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
@@ -71,13 +63,15 @@ impl StateDir {
 
     /// Counts every failed write in `errors` and keeps `failing` at 1 from a failed write of a
     /// file to the next successful one (both labelled by file name). The series of the known
-    /// [`FILES`] are created at once so that they exist from the first scrape.
+    /// `files` (the names the checks write) are created at once so that they exist from the
+    /// first scrape.
     pub fn counting_write_errors(
         mut self,
         errors: prometheus::IntCounterVec,
         failing: prometheus::IntGaugeVec,
+        files: &[&str],
     ) -> StateDir {
-        for f in FILES {
+        for f in files {
             errors.with_label_values(&[f]);
             failing.with_label_values(&[f]).set(0);
         }
@@ -210,6 +204,8 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
     }
 
+    const FILES: [&str; 2] = ["in-flight.json", "ledger.json"];
+
     #[test]
     fn failed_writes_are_counted_by_file_and_keep_the_old_content() {
         let d = tempdir("count");
@@ -221,9 +217,11 @@ mod tests {
         let failing =
             prometheus::IntGaugeVec::new(prometheus::Opts::new("failing", "test"), &["file"])
                 .unwrap();
-        let s = StateDir::open(&d)
-            .unwrap()
-            .counting_write_errors(counter.clone(), failing.clone());
+        let s = StateDir::open(&d).unwrap().counting_write_errors(
+            counter.clone(),
+            failing.clone(),
+            &FILES,
+        );
         for f in FILES {
             assert_eq!(counter.with_label_values(&[f]).get(), 0, "{f} exists at 0");
         }

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use crate::landing::esc;
-use crate::server::StatusSection;
+use crate::landing::{StatusSection, esc};
 
 fn when(t: f64) -> String {
     crate::clock::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0)))

@@ -56,9 +56,6 @@ fn context(root: &Path, metrics: &Arc<Metrics>) -> Context {
         shutdown: CancellationToken::new(),
         state: StateDir::open(&root.join("state")).unwrap(),
         observed: Default::default(),
-        canaries: Arc::new(deliverability_exporter::canary::tracker::Tracker::load(
-            StateDir::open(&root.join("state")).unwrap(),
-        )),
     }
 }
 
@@ -135,7 +132,7 @@ async fn counts_once_moves_files_and_survives_a_restart() {
         &config,
         Some(deliverability_exporter::checks::Kind::Reports),
         deliverability_exporter::checks::Mode::Serve,
-        &Default::default(),
+        &deliverability_exporter::checks::Boards::new(&ctx.state),
     );
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].name(), "reports");

@@ -15,7 +15,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::canary::send::{self, FailureClass, SendRequest};
-use crate::canary::tracker::{InFlight, Sighting};
+use crate::canary::tracker::{InFlight, Sighting, Tracker};
 use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
 use crate::canary::{message, status::RouteBoard};
 use crate::config::{Config, Provider, Secret, Seed};
@@ -32,6 +32,8 @@ pub struct CanaryCheck {
     oneshot: bool,
     last_send: tokio::sync::Mutex<HashMap<String, Instant>>,
     board: Arc<RouteBoard>,
+    /// The canaries in flight; outlives reloads so none is forgotten.
+    tracker: Arc<Tracker>,
     ready: Arc<Readiness>,
     /// XOAUTH2 token sources of the providers that refresh their access tokens.
     tokens: HashMap<String, Arc<TokenSource>>,
@@ -39,7 +41,12 @@ pub struct CanaryCheck {
 }
 
 impl CanaryCheck {
-    pub fn new(config: Arc<Config>, oneshot: bool, board: Arc<RouteBoard>) -> CanaryCheck {
+    pub fn new(
+        config: Arc<Config>,
+        oneshot: bool,
+        board: Arc<RouteBoard>,
+        tracker: Arc<Tracker>,
+    ) -> CanaryCheck {
         CanaryCheck {
             tokens: config
                 .providers
@@ -55,6 +62,7 @@ impl CanaryCheck {
             oneshot,
             last_send: Default::default(),
             board,
+            tracker,
             ready: Default::default(),
             first_run: true.into(),
         }
@@ -149,7 +157,7 @@ impl CanaryCheck {
         };
         // Known as ours from before the first byte: the seed may receive the message before
         // the final reply has been read, and its watcher must not take it for a stranger's.
-        let _sending = ctx.canaries.sending(&token);
+        let _sending = self.tracker.sending(&token);
         let outcome = send::send(SendRequest {
             provider: p,
             rcpt: &seed.address,
@@ -191,7 +199,7 @@ impl CanaryCheck {
         // From here on the canary is awaited in its seed until its deadline.
         let track = |done: std::time::SystemTime, uncertain: bool| {
             let done = crate::clock::unix_seconds(done);
-            ctx.canaries.add(InFlight {
+            self.tracker.add(InFlight {
                 token: token.clone(),
                 provider: p.name.clone(),
                 seed: seed.name.clone(),
@@ -331,13 +339,14 @@ impl Check for CanaryCheck {
             .routes()
             .map(|(p, s)| (p.name.clone(), s.name.clone()))
             .collect();
-        ctx.canaries.retain_routes(&routes);
+        self.tracker.retain_routes(&routes);
         for (p, s) in cfg.routes() {
             ctx.metrics.canary.init_route(&p.name, &s.name);
             self.board.init(&p.name, &s.name);
         }
         let arrivals: Arc<dyn Sightings> = Arc::new(Arrivals {
             ctx: ctx.clone(),
+            tracker: self.tracker.clone(),
             board: self.board.clone(),
             routes: routes.clone(),
         });
@@ -369,7 +378,11 @@ impl Check for CanaryCheck {
                 tasks.push(Box::pin(w.run(ctx.shutdown.clone())));
             }
         }
-        tasks.push(Box::pin(deadlines(ctx.clone(), self.board.clone())));
+        tasks.push(Box::pin(deadlines(
+            ctx.clone(),
+            self.tracker.clone(),
+            self.board.clone(),
+        )));
         for p in &cfg.providers {
             if p.insecure_skip_verify {
                 tracing::warn!(provider = %p.name, "insecure_skip_verify is set: the provider's TLS certificate is not verified");
@@ -378,10 +391,10 @@ impl Check for CanaryCheck {
         tasks
     }
 
-    fn settle<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, ()> {
+    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let limit = self.config.canary.deadline.get() + Duration::from_secs(2);
-            let _ = tokio::time::timeout(limit, ctx.canaries.settled()).await;
+            let _ = tokio::time::timeout(limit, self.tracker.settled()).await;
         })
     }
 }
@@ -401,7 +414,7 @@ pub fn seed_endpoint(seed: &Seed, secret: crate::config::Secret) -> Endpoint {
 
 /// Counts canaries lost at their deadline, keeps the in-flight gauges true, and saves the
 /// tracker's state at most once a second.
-async fn deadlines(ctx: Context, board: Arc<RouteBoard>) {
+async fn deadlines(ctx: Context, tracker: Arc<Tracker>, board: Arc<RouteBoard>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
@@ -409,27 +422,27 @@ async fn deadlines(ctx: Context, board: Arc<RouteBoard>) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ctx.shutdown.cancelled() => {
-                ctx.canaries.flush();
+                tracker.flush();
                 return;
             }
         }
         let now = ctx.clock.unix();
         let m = &ctx.metrics.canary;
-        for f in ctx.canaries.expire(now) {
+        for f in tracker.expire(now) {
             let labels = [f.provider.as_str(), f.seed.as_str()];
             m.lost.with_label_values(&labels).inc();
             m.success.with_label_values(&labels).set(0);
             tracing::warn!(provider = %f.provider, seed = %f.seed, token = %f.token, "canary lost: not seen by its deadline");
             board.lost(&f.provider, &f.seed, now);
         }
-        let counts = ctx.canaries.in_flight_by_route();
+        let counts = tracker.in_flight_by_route();
         for (p, s) in board.routes() {
             m.in_flight
                 .with_label_values(&[&p, &s])
                 .set(counts.get(&(p.clone(), s.clone())).copied().unwrap_or(0));
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
-            ctx.canaries.flush();
+            tracker.flush();
             last_flush = Instant::now();
         }
     }
@@ -438,6 +451,7 @@ async fn deadlines(ctx: Context, board: Arc<RouteBoard>) {
 /// Records what the watchers find.
 struct Arrivals {
     ctx: Context,
+    tracker: Arc<Tracker>,
     board: Arc<RouteBoard>,
     routes: HashSet<(String, String)>,
 }
@@ -445,7 +459,7 @@ struct Arrivals {
 impl Sightings for Arrivals {
     fn found(&self, f: Found) -> Verdict {
         let m = &self.ctx.metrics.canary;
-        match self.ctx.canaries.sighted(&f.token, f.arrived) {
+        match self.tracker.sighted(&f.token, f.arrived) {
             Sighting::Delivered { flight, latency } => {
                 if !self
                     .routes
@@ -455,8 +469,7 @@ impl Sightings for Arrivals {
                 }
                 let labels = [flight.provider.as_str(), flight.seed.as_str()];
                 let still = self
-                    .ctx
-                    .canaries
+                    .tracker
                     .in_flight_by_route()
                     .get(&(flight.provider.clone(), flight.seed.clone()))
                     .copied()

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use crate::landing::esc;
-use crate::server::StatusSection;
+use crate::landing::{StatusSection, esc};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteStatus {

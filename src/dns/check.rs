@@ -134,7 +134,11 @@ fn init_domain(m: &DnsMetrics, input: &DomainInput) {
         m.init_selector(&input.domain, s);
     }
     for ip in &input.ips {
-        m.init_ip(&input.domain, &ip.to_string());
+        m.init_ip(
+            &input.domain,
+            &ip.to_string(),
+            &crate::dns::spf::SpfResult::ALL,
+        );
     }
 }
 
@@ -327,7 +331,7 @@ pub async fn record_round(
     let (mut listed, mut errors) = (0, 0);
     for v in &round.verdicts {
         let target = v.target.to_string();
-        m.init_dnsbl(&target, &v.zone);
+        m.init_dnsbl(&target, &v.zone, &reasons);
         m.dnsbl_listed
             .with_label_values(&[&target, &v.zone])
             .set(i64::from(v.outcome.is_listed()));
@@ -385,9 +389,10 @@ impl Check for DnsblCheck {
         for z in &self.zones {
             m.init_zone(&z.name);
         }
+        let reasons: Vec<&str> = dnsbl::ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
         for t in &targets {
             for z in self.zones.iter().filter(|z| t.fits(z)) {
-                m.init_dnsbl(&t.to_string(), &z.name);
+                m.init_dnsbl(&t.to_string(), &z.name, &reasons);
             }
         }
         Vec::new()

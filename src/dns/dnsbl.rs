@@ -14,7 +14,7 @@
 //! Answers are cached for their TTL (NXDOMAIN for its negative TTL), and at most `concurrency`
 //! queries are in flight.
 
-pub mod catalogue;
+pub use crate::config::dnsbl_lists as catalogue;
 
 use std::collections::HashMap;
 use std::fmt;

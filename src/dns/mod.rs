@@ -4,7 +4,7 @@
 //! `dns.nameservers` (tests of the pure logic use an in-memory fake). One file per record
 //! kind parses and judges it: [`spf`], [`dkim`], [`dmarc`], [`mx`], [`mta_sts`], [`tlsrpt`]
 //! ([`tags`] reads the `k=v;` lists they share); [`records`] runs them all for a domain and
-//! records the metrics; [`dnsbl`] (with its [`dnsbl::catalogue`]) checks blacklists. The
+//! records the metrics; [`dnsbl`] (with the list catalogue of `crate::config::dnsbl_lists`) checks blacklists. The
 //! scheduled checks `dns` and `dnsbl` live in [`check`], `/probe` in [`probe`].
 pub mod check;
 pub mod dkim;

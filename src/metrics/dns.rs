@@ -250,18 +250,19 @@ impl DnsMetrics {
         self.dkim_testing.with_label_values(&[domain, selector]);
     }
 
-    pub fn init_ip(&self, domain: &str, ip: &str) {
+    /// `results`: every value of the `result` label of `deliverability_spf_check_host_result`.
+    pub fn init_ip(&self, domain: &str, ip: &str, results: &[&str]) {
         self.spf_pass.with_label_values(&[domain, ip]);
-        for r in crate::dns::spf::SpfResult::ALL {
+        for r in results {
             self.spf_result.with_label_values(&[domain, ip, r]);
         }
     }
 
-    pub fn init_dnsbl(&self, target: &str, zone: &str) {
+    /// `reasons`: every value of the `reason` label of `deliverability_dnsbl_error`.
+    pub fn init_dnsbl(&self, target: &str, zone: &str, reasons: &[&str]) {
         self.dnsbl_listed.with_label_values(&[target, zone]);
-        for r in crate::dns::dnsbl::ErrorReason::ALL {
-            self.dnsbl_error
-                .with_label_values(&[target, zone, r.as_str()]);
+        for r in reasons {
+            self.dnsbl_error.with_label_values(&[target, zone, r]);
         }
     }
 

@@ -1,5 +1,7 @@
 //! The built-in catalogue of well-known DNS blacklists and what their answers mean, plus the
-//! conversion of `[[dnsbl.custom]]` zones into the same shape.
+//! conversion of `[[dnsbl.custom]]` zones into the same shape. Like the provider presets, it
+//! is configuration knowledge: `[dnsbl] lists` names are checked against it at load, and the
+//! blacklist check (`crate::dns::dnsbl`, which re-exports it as `catalogue`) queries its zones.
 //!
 //! Every list has a name (the `zone` label of the metrics: stable, and never the queried zone,
 //! which may embed a Spamhaus DQS key), the zone queried, whether it lists IPs or domains, and a
