@@ -1,12 +1,18 @@
 //! The canary message: From the provider's sender, To one seed, a Subject and a short neutral
 //! body carrying a unique token, the `X-Deliverability-Canary` header that finds it again, and
-//! headers that keep auto-responders quiet. Built with lettre's message builder.
+//! headers that keep auto-responders quiet. Built with lettre's message builder like legitimate
+//! mail, so that a probe never causes its own placement: `MIME-Version: 1.0`, `Date`, a
+//! `Message-ID` in the sender's domain, `text/plain; charset=utf-8`, and a 7bit body when the
+//! text allows it (rspamd's MISSING_MIME_VERSION alone scores +2.0).
 
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::message::Body;
 use lettre::message::Mailbox;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
 
 pub use crate::canary::token::{TOKEN_HEADER, new_token};
 
@@ -59,6 +65,7 @@ pub fn build(s: &CanarySpec<'_>) -> Result<Vec<u8>, MessageError> {
         .subject(fill(s.subject_template, s))
         .date(s.date)
         .message_id(Some(format!("<{}@{}>", s.token, s.from_domain)))
+        .header(MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN)
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(TOKEN_HEADER),
@@ -77,8 +84,11 @@ pub fn build(s: &CanarySpec<'_>) -> Result<Vec<u8>, MessageError> {
             .map_err(|_| MessageError::HeaderName(k.clone()))?;
         b = b.raw_header(HeaderValue::new(name, v.clone()));
     }
+    // 7bit when every line is short ASCII (the usual body); else lettre picks an encoding.
+    let body = Body::new_with_encoding(fill(s.body_template, s), ContentTransferEncoding::SevenBit)
+        .unwrap_or_else(Body::new);
     let m = b
-        .body(fill(s.body_template, s))
+        .body(body)
         .map_err(|e| MessageError::Build(e.to_string()))?;
     Ok(m.formatted())
 }
@@ -126,6 +136,33 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("sent by eu-1 via brevo to gmail-1"), "{m}");
+        // Built like legitimate mail (rspamd scores MISSING_MIME_VERSION +2.0, R_MISSING_CHARSET).
+        assert!(m.contains("MIME-Version: 1.0\r\n"), "{m}");
+        assert!(
+            m.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+            "{m}"
+        );
+        assert!(m.contains("Content-Transfer-Encoding: 7bit\r\n"), "{m}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_7bit_gets_an_encoding_that_fits() {
+        let spec = CanarySpec {
+            token: "t",
+            from: "canary@dx.test",
+            from_domain: "dx.test",
+            to: "s@seed.test",
+            subject_template: "{token}",
+            body_template: "Zustellprüfung {token}\r\n",
+            provider: "p",
+            seed: "s",
+            instance: "i",
+            extra_headers: &[],
+            date: SystemTime::UNIX_EPOCH,
+        };
+        let m = String::from_utf8(build(&spec).unwrap()).unwrap();
+        assert!(!m.contains("Content-Transfer-Encoding: 7bit"), "{m}");
+        assert!(m.contains("Content-Transfer-Encoding: "), "{m}");
     }
 
     #[test]
