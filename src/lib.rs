@@ -10,6 +10,7 @@
 //! - [`clock`]: the one wall-clock handle, and date formatting.
 //! - [`http_client`]: outgoing HTTP/1.1 (MTA-STS policies, OAuth2 token refresh).
 //! - [`imap`]: IMAP connections and login (seeds, report mailboxes).
+//! - [`labels`]: `label_enum!`, closed sets of label values.
 //! - [`landing`]: the HTML landing page.
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
@@ -32,6 +33,7 @@ pub mod der;
 pub mod dns;
 pub mod http_client;
 pub mod imap;
+pub mod labels;
 pub mod landing;
 pub mod logging;
 pub mod metrics;

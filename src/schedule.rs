@@ -68,22 +68,15 @@ pub trait Check: Send + Sync + 'static {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunResult {
-    Success,
-    Failure,
-    Timeout,
-}
-
-impl RunResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunResult::Success => "success",
-            RunResult::Failure => "failure",
-            RunResult::Timeout => "timeout",
-        }
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RunResult {
+        Success = "success",
+        Failure = "failure",
+        Timeout = "timeout",
     }
 }
+
 
 /// One finished run, for the landing page.
 #[derive(Debug, Clone)]

@@ -327,7 +327,7 @@ pub async fn record_round(
             tracing::warn!(zone = %zone, "DNS blacklist zone unhealthy: {p}");
         }
     }
-    let reasons: Vec<&str> = dnsbl::ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
+    let reasons = dnsbl::ErrorReason::NAMES;
     let (mut listed, mut errors) = (0, 0);
     for v in &round.verdicts {
         let target = v.target.to_string();
@@ -389,7 +389,7 @@ impl Check for DnsblCheck {
         for z in &self.zones {
             m.init_zone(&z.name);
         }
-        let reasons: Vec<&str> = dnsbl::ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
+        let reasons = dnsbl::ErrorReason::NAMES;
         for t in &targets {
             for z in self.zones.iter().filter(|z| t.fits(z)) {
                 m.init_dnsbl(&t.to_string(), &z.name, &reasons);

@@ -151,40 +151,20 @@ pub fn rsa_bits(der_bytes: &[u8]) -> Result<u32, DkimError> {
     }
 }
 
-/// Why a selector's key is not usable, as a fixed reason (metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoSelector,
-    NoRecord,
-    MultipleRecords,
-    Syntax,
-    Revoked,
-    WeakKey,
-    DnsError,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 7] = [
-        Reason::NoSelector,
-        Reason::NoRecord,
-        Reason::MultipleRecords,
-        Reason::Syntax,
-        Reason::Revoked,
-        Reason::WeakKey,
-        Reason::DnsError,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoSelector => "no_selector",
-            Reason::NoRecord => "no_record",
-            Reason::MultipleRecords => "multiple_records",
-            Reason::Syntax => "syntax",
-            Reason::Revoked => "revoked",
-            Reason::WeakKey => "weak_key",
-            Reason::DnsError => "dns_error",
-        }
+crate::label_enum! {
+    /// Why a selector's key is not usable, as a fixed reason (metric label).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        NoSelector = "no_selector",
+        NoRecord = "no_record",
+        MultipleRecords = "multiple_records",
+        Syntax = "syntax",
+        Revoked = "revoked",
+        WeakKey = "weak_key",
+        DnsError = "dns_error",
     }
 }
+
 
 /// The check of one selector.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,22 +12,16 @@
 use crate::dns::resolver::{Lookup, RType};
 use crate::dns::tags::{self, TagError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    None,
-    Quarantine,
-    Reject,
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Policy {
+        None = "none",
+        Quarantine = "quarantine",
+        Reject = "reject",
+    }
 }
 
 impl Policy {
-    pub const ALL: [Policy; 3] = [Policy::None, Policy::Quarantine, Policy::Reject];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::None => "none",
-            Policy::Quarantine => "quarantine",
-            Policy::Reject => "reject",
-        }
-    }
     fn parse(tag: &'static str, v: &str) -> Result<Policy, DmarcError> {
         match v.to_ascii_lowercase().as_str() {
             "none" => Ok(Policy::None),
@@ -228,34 +222,18 @@ pub fn parse(txt: &str) -> Result<DmarcRecord, DmarcError> {
     Ok(r)
 }
 
-/// Why a domain's DMARC is not in order, as a fixed reason (metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoRecord,
-    MultipleRecords,
-    Syntax,
-    UnauthorizedDestination,
-    DnsError,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 5] = [
-        Reason::NoRecord,
-        Reason::MultipleRecords,
-        Reason::Syntax,
-        Reason::UnauthorizedDestination,
-        Reason::DnsError,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoRecord => "no_record",
-            Reason::MultipleRecords => "multiple_records",
-            Reason::Syntax => "syntax",
-            Reason::UnauthorizedDestination => "unauthorized_destination",
-            Reason::DnsError => "dns_error",
-        }
+crate::label_enum! {
+    /// Why a domain's DMARC is not in order, as a fixed reason (metric label).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        NoRecord = "no_record",
+        MultipleRecords = "multiple_records",
+        Syntax = "syntax",
+        UnauthorizedDestination = "unauthorized_destination",
+        DnsError = "dns_error",
     }
 }
+
 
 /// The record in effect for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,56 +28,30 @@ use tokio::time::Instant;
 use crate::dns::resolver::{Lookup, LookupError, RType};
 pub use catalogue::{ListKind, Zone};
 
-/// Why a DNSBL answer is an error. The `reason` label of `deliverability_dnsbl_error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorReason {
-    Timeout,
-    Servfail,
-    Refused,
-    DnsError,
-    /// 127.255.255.252: the query was malformed (Spamhaus: typo in the zone name).
-    Typo,
-    /// 127.255.255.254: queries through public/open resolvers are refused.
-    PublicResolver,
-    /// 127.255.255.255: too many queries (rate limited).
-    RateLimited,
-    /// 127.0.0.1, another 127.255.255.x or a list's own error code.
-    InvalidCode,
-    /// An answer outside 127.0.0.0/8: a resolver rewriting NXDOMAIN.
-    Outside127,
-    /// The zone failed its health check, so its answers are not trusted.
-    ZoneUnhealthy,
+crate::label_enum! {
+    /// Why a DNSBL answer is an error. The `reason` label of `deliverability_dnsbl_error`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ErrorReason {
+        Timeout = "timeout",
+        Servfail = "servfail",
+        Refused = "refused",
+        DnsError = "dns_error",
+        /// 127.255.255.252: the query was malformed (Spamhaus: typo in the zone name).
+        Typo = "typo",
+        /// 127.255.255.254: queries through public/open resolvers are refused.
+        PublicResolver = "public_resolver",
+        /// 127.255.255.255: too many queries (rate limited).
+        RateLimited = "rate_limited",
+        /// 127.0.0.1, another 127.255.255.x or a list's own error code.
+        InvalidCode = "invalid_code",
+        /// An answer outside 127.0.0.0/8: a resolver rewriting NXDOMAIN.
+        Outside127 = "outside_127",
+        /// The zone failed its health check, so its answers are not trusted.
+        ZoneUnhealthy = "zone_unhealthy",
+    }
 }
 
 impl ErrorReason {
-    pub const ALL: [ErrorReason; 10] = [
-        ErrorReason::Timeout,
-        ErrorReason::Servfail,
-        ErrorReason::Refused,
-        ErrorReason::DnsError,
-        ErrorReason::Typo,
-        ErrorReason::PublicResolver,
-        ErrorReason::RateLimited,
-        ErrorReason::InvalidCode,
-        ErrorReason::Outside127,
-        ErrorReason::ZoneUnhealthy,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorReason::Timeout => "timeout",
-            ErrorReason::Servfail => "servfail",
-            ErrorReason::Refused => "refused",
-            ErrorReason::DnsError => "dns_error",
-            ErrorReason::Typo => "typo",
-            ErrorReason::PublicResolver => "public_resolver",
-            ErrorReason::RateLimited => "rate_limited",
-            ErrorReason::InvalidCode => "invalid_code",
-            ErrorReason::Outside127 => "outside_127",
-            ErrorReason::ZoneUnhealthy => "zone_unhealthy",
-        }
-    }
-
     fn from_lookup(e: &LookupError) -> ErrorReason {
         match e {
             LookupError::Timeout { .. } => ErrorReason::Timeout,

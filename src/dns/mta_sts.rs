@@ -21,23 +21,15 @@ pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 /// RFC 8461 section 3.2: max_age of at most one year.
 pub const MAX_AGE_LIMIT: u64 = 31_557_600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Enforce,
-    Testing,
-    None,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Enforce, Mode::Testing, Mode::None];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Testing => "testing",
-            Mode::None => "none",
-        }
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Mode {
+        Enforce = "enforce",
+        Testing = "testing",
+        None = "none",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StsPolicy {
@@ -160,42 +152,20 @@ pub fn parse_txt(txt: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoRecord,
-    MultipleRecords,
-    Syntax,
-    PolicyFetch,
-    Certificate,
-    PolicySyntax,
-    MxMismatch,
-    DnsError,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 8] = [
-        Reason::NoRecord,
-        Reason::MultipleRecords,
-        Reason::Syntax,
-        Reason::PolicyFetch,
-        Reason::Certificate,
-        Reason::PolicySyntax,
-        Reason::MxMismatch,
-        Reason::DnsError,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoRecord => "no_record",
-            Reason::MultipleRecords => "multiple_records",
-            Reason::Syntax => "syntax",
-            Reason::PolicyFetch => "policy_fetch",
-            Reason::Certificate => "certificate",
-            Reason::PolicySyntax => "policy_syntax",
-            Reason::MxMismatch => "mx_mismatch",
-            Reason::DnsError => "dns_error",
-        }
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        NoRecord = "no_record",
+        MultipleRecords = "multiple_records",
+        Syntax = "syntax",
+        PolicyFetch = "policy_fetch",
+        Certificate = "certificate",
+        PolicySyntax = "policy_syntax",
+        MxMismatch = "mx_mismatch",
+        DnsError = "dns_error",
     }
 }
+
 
 /// Where and how to fetch the policy.
 #[derive(Debug, Clone)]

@@ -15,30 +15,16 @@ pub struct MxHost {
     pub addrs: Vec<IpAddr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoMx,
-    NullMx,
-    UnresolvableExchange,
-    DnsError,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 4] = [
-        Reason::NoMx,
-        Reason::NullMx,
-        Reason::UnresolvableExchange,
-        Reason::DnsError,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoMx => "no_mx",
-            Reason::NullMx => "null_mx",
-            Reason::UnresolvableExchange => "unresolvable_exchange",
-            Reason::DnsError => "dns_error",
-        }
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        NoMx = "no_mx",
+        NullMx = "null_mx",
+        UnresolvableExchange = "unresolvable_exchange",
+        DnsError = "dns_error",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MxReport {

@@ -130,54 +130,31 @@ pub async fn check_domain(dns: &dyn Lookup, input: &DomainInput) -> DomainReport
     }
 }
 
-/// The fixed reasons of each record check (the `reason` label).
+/// The fixed reasons of each record check (the `reason` label): each check's own reasons,
+/// plus `ip_not_permitted` for SPF (an IP given to `check_host()` that does not pass).
 pub fn reasons(check: &str) -> &'static [&'static str] {
+    const SPF: [&str; spf::Reason::NAMES.len() + 1] = {
+        let mut out = [IP_NOT_PERMITTED; spf::Reason::NAMES.len() + 1];
+        let mut i = 0;
+        while i < spf::Reason::NAMES.len() {
+            out[i] = spf::Reason::NAMES[i];
+            i += 1;
+        }
+        out
+    };
     match check {
-        "spf" => &[
-            "no_record",
-            "multiple_records",
-            "syntax",
-            "lookup_limit",
-            "void_limit",
-            "mx_limit",
-            "include_loop",
-            "include_missing",
-            "unsupported_macro",
-            "pass_all",
-            "dns_error",
-            "ip_not_permitted",
-        ],
-        "dkim" => &[
-            "no_selector",
-            "no_record",
-            "multiple_records",
-            "syntax",
-            "revoked",
-            "weak_key",
-            "dns_error",
-        ],
-        "dmarc" => &[
-            "no_record",
-            "multiple_records",
-            "syntax",
-            "unauthorized_destination",
-            "dns_error",
-        ],
-        "mx" => &["no_mx", "null_mx", "unresolvable_exchange", "dns_error"],
-        "mta_sts" => &[
-            "no_record",
-            "multiple_records",
-            "syntax",
-            "policy_fetch",
-            "certificate",
-            "policy_syntax",
-            "mx_mismatch",
-            "dns_error",
-        ],
-        "tls_rpt" => &["no_record", "multiple_records", "syntax", "dns_error"],
+        "spf" => &SPF,
+        "dkim" => &dkim::Reason::NAMES,
+        "dmarc" => &dmarc::Reason::NAMES,
+        "mx" => &mx::Reason::NAMES,
+        "mta_sts" => &mta_sts::Reason::NAMES,
+        "tls_rpt" => &tlsrpt::Reason::NAMES,
         _ => &[],
     }
 }
+
+/// The SPF reason of an IP that does not pass `check_host()`.
+const IP_NOT_PERMITTED: &str = "ip_not_permitted";
 
 /// One problem found by a record check.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +202,7 @@ impl DomainReport {
             if *r != spf::SpfResult::Pass && self.spf.record.is_some() {
                 out.push(Finding::error(
                     "spf",
-                    "ip_not_permitted",
+                    IP_NOT_PERMITTED,
                     format!("SPF of {} for {ip}: {r}", self.domain),
                 ));
             }

@@ -51,30 +51,16 @@ pub fn parse(txt: &str) -> Result<Vec<String>, TlsRptError> {
     Ok(uris)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoRecord,
-    MultipleRecords,
-    Syntax,
-    DnsError,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 4] = [
-        Reason::NoRecord,
-        Reason::MultipleRecords,
-        Reason::Syntax,
-        Reason::DnsError,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoRecord => "no_record",
-            Reason::MultipleRecords => "multiple_records",
-            Reason::Syntax => "syntax",
-            Reason::DnsError => "dns_error",
-        }
+crate::label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        NoRecord = "no_record",
+        MultipleRecords = "multiple_records",
+        Syntax = "syntax",
+        DnsError = "dns_error",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsRptReport {
