@@ -5,6 +5,7 @@
 //! form a few old MTAs still write (`Sun Nov 29 04:35:59 2026`). Pure and bounded: one pass
 //! over at most [`MAX_DATE_LEN`] bytes, `None` for anything that is not a valid date.
 
+use crate::canary::text::truncate;
 use crate::clock::days_from_civil;
 
 /// Longer inputs are cut here: a real date with a trailing comment is well under 100 bytes.
@@ -63,7 +64,7 @@ enum Tok {
 
 /// Splits a date into tokens, dropping whitespace and (nested) comments.
 fn tokens(s: &str) -> Vec<Tok> {
-    let s = crate::canary::headers::truncate(s, MAX_DATE_LEN);
+    let s = truncate(s, MAX_DATE_LEN);
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut depth = 0usize;

@@ -109,11 +109,6 @@ fn token(block: &HeaderBlock<'_>) -> Option<String> {
     token_from_subject(&field.get_value()).map(str::to_string)
 }
 
-/// `s` cut to at most `max` bytes, at a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    &s[..s.floor_char_boundary(max)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,13 +126,6 @@ mod tests {
         let b64 = b"Subject: =?utf-8?B?ZHgtYWJjZGVmZ2hpamtsbW5vcDIzNDU=?=\r\n\r\n";
         assert_eq!(parse(b64, None).token, t);
         assert_eq!(parse(b"Subject: none here\r\n\r\n", None).token, None);
-    }
-
-    #[test]
-    fn truncates_at_char_boundaries() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 
     /// Inputs built to find panics and super-linear loops: each is parsed whole, within a

@@ -12,6 +12,7 @@
 //! - [`token`]: the canary token: its format, a new one, finding it in a header or Subject.
 //! - [`tracker`]: the canaries in flight, persisted across restarts.
 //! - [`status`]: the routes board of the landing page.
+//! - `text`: string helpers shared by the pure parsers (cutting at a character boundary).
 //! - [`watch`]: the IMAP watcher of one seed folder.
 
 pub mod analyze;
@@ -21,6 +22,7 @@ pub mod headers;
 pub mod message;
 pub mod send;
 pub mod status;
+mod text;
 pub mod token;
 pub mod tracker;
 pub mod watch;

@@ -22,12 +22,11 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::decode::Decode;
-use super::error::ReadError;
+use super::error::{ReadError, inner_read_error};
 use super::model::{
     AggregateReport, AlignmentMode, Disposition, DkimAuth, DkimResult, Policy, PolicyPublished,
     Reason, ReasonType, Record, SpfAuth, SpfResult, Verdict,
 };
-use super::unpack::inner_read_error;
 
 /// Longest value kept; longer text is cut (with a warning).
 const MAX_VALUE: usize = 16 * 1024;
@@ -51,9 +50,8 @@ pub fn parse<R: BufRead>(
     max_records: u64,
     on_record: &mut dyn FnMut(&PolicyPublished, &Record),
 ) -> Result<Parsed, ReadError> {
-    let decoded = Decode::new(input).map_err(|e| {
-        super::unpack::inner_read_error(&e).unwrap_or_else(|| ReadError::Io(e.to_string()))
-    })?;
+    let decoded = Decode::new(input)
+        .map_err(|e| inner_read_error(&e).unwrap_or_else(|| ReadError::Io(e.to_string())))?;
     let mut reader = Reader::from_reader(decoded);
     let cfg = reader.config_mut();
     cfg.check_end_names = false;

@@ -6,6 +6,7 @@
 //! `deliverability_dmarc_report_errors_total`.
 
 use std::fmt;
+use std::io;
 
 /// What went wrong with one input or part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +119,15 @@ impl fmt::Display for PartError {
 
 impl std::error::Error for PartError {}
 
+/// The [`ReadError`] an I/O error carries, when it came from one of the readers that wrap
+/// the input (the decompression budget and the gzip and zip error mappers of
+/// [`unpack`](super::unpack)): the parsers that read through them give it back unchanged.
+pub fn inner_read_error(e: &io::Error) -> Option<ReadError> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<ReadError>())
+        .cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +174,17 @@ mod tests {
             e.to_string(),
             "a.zip: member b.xml: XML error at line 3, byte 40: unexpected end"
         );
+    }
+
+    #[test]
+    fn inner_read_error_only_for_a_wrapped_read_error() {
+        let wrapped = io::Error::other(ReadError::TooLarge { limit: 7 });
+        assert_eq!(
+            inner_read_error(&wrapped),
+            Some(ReadError::TooLarge { limit: 7 })
+        );
+        assert_eq!(inner_read_error(&io::Error::other("disk on fire")), None);
+        let plain = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(inner_read_error(&plain), None);
     }
 }

@@ -14,9 +14,8 @@ use std::io::Read;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::error::ReadError;
+use super::error::{ReadError, inner_read_error};
 use super::model::{TlsFailure, TlsPolicy, TlsReport, TlsResultType};
-use super::unpack::inner_read_error;
 
 /// Failure details kept per policy (all of them are counted).
 pub const KEEP_DETAILS: usize = 100;

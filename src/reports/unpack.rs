@@ -23,6 +23,7 @@ use flate2::read::GzDecoder;
 
 use super::align;
 use super::dmarc;
+pub use super::error::inner_read_error;
 use super::error::{PartError, ReadError};
 use super::model::{Report, TallyKey};
 use super::names::SourceNames;
@@ -211,13 +212,6 @@ impl<R: Read> Read for ZipErrors<R> {
             }
         })
     }
-}
-
-/// The [`ReadError`] an I/O error carries, when it came from this module's readers.
-pub fn inner_read_error(e: &io::Error) -> Option<ReadError> {
-    e.get_ref()
-        .and_then(|i| i.downcast_ref::<ReadError>())
-        .cloned()
 }
 
 fn io_error(e: io::Error) -> ReadError {

@@ -9,9 +9,10 @@
 //! authserv-id is read; a method is taken from the topmost header that has it, so one
 //! receiver stamping twice is not counted twice.
 
+use super::MAX_VALUE_LEN;
 use super::block::HeaderBlock;
 use super::lexer::{Kind, Lexer};
-use super::{MAX_VALUE_LEN, truncate};
+use crate::canary::text::truncate;
 
 /// More resinfos than this in one header are ignored (a real one has under ten).
 pub const MAX_RESULTS: usize = 64;

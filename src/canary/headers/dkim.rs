@@ -2,8 +2,9 @@
 //! algorithm `a=` of each signature, so the exporter learns which selectors a provider signs
 //! with. Nothing is verified here; the receiver's verdict is in `Authentication-Results`.
 
+use super::MAX_VALUE_LEN;
 use super::block::HeaderBlock;
-use super::{MAX_VALUE_LEN, truncate};
+use crate::canary::text::truncate;
 
 /// More signatures than this are ignored (a provider adds one or two).
 pub const MAX_SIGNATURES: usize = 16;

@@ -6,6 +6,8 @@
 //! One pass, no recursion: a comment is a depth counter, an unclosed comment or quoted string
 //! runs to the end of the input, and a stray `)` is skipped.
 
+use crate::canary::text::truncate;
+
 /// What a token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind<'a> {
@@ -134,7 +136,7 @@ impl<'a> Lexer<'a> {
                 out.push(c);
             }
         }
-        super::truncate(&String::from_utf8_lossy(&out), super::MAX_VALUE_LEN).to_string()
+        truncate(&String::from_utf8_lossy(&out), super::MAX_VALUE_LEN).to_string()
     }
 }
 

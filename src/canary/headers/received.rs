@@ -7,9 +7,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::MAX_VALUE_LEN;
 use super::block::HeaderBlock;
-use super::{MAX_VALUE_LEN, truncate};
 use crate::canary::date::parse_date;
+use crate::canary::text::truncate;
 
 /// More hops than this are ignored (Postfix bounces a message after 50).
 pub const MAX_HOPS: usize = 100;
