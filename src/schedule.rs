@@ -77,7 +77,6 @@ crate::label_enum! {
     }
 }
 
-
 /// One finished run, for the landing page.
 #[derive(Debug, Clone)]
 pub struct RunRecord {

@@ -165,7 +165,6 @@ crate::label_enum! {
     }
 }
 
-
 /// The check of one selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectorReport {

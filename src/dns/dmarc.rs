@@ -234,7 +234,6 @@ crate::label_enum! {
     }
 }
 
-
 /// The record in effect for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {

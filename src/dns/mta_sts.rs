@@ -30,7 +30,6 @@ crate::label_enum! {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StsPolicy {
     pub mode: Mode,
@@ -165,7 +164,6 @@ crate::label_enum! {
         DnsError = "dns_error",
     }
 }
-
 
 /// Where and how to fetch the policy.
 #[derive(Debug, Clone)]

@@ -25,7 +25,6 @@ crate::label_enum! {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MxReport {
     /// Real MX records (a null MX is not counted), by preference.

@@ -130,20 +130,10 @@ pub async fn check_domain(dns: &dyn Lookup, input: &DomainInput) -> DomainReport
     }
 }
 
-/// The fixed reasons of each record check (the `reason` label): each check's own reasons,
-/// plus `ip_not_permitted` for SPF (an IP given to `check_host()` that does not pass).
+/// The fixed reasons of each record check (the `reason` label).
 pub fn reasons(check: &str) -> &'static [&'static str] {
-    const SPF: [&str; spf::Reason::NAMES.len() + 1] = {
-        let mut out = [IP_NOT_PERMITTED; spf::Reason::NAMES.len() + 1];
-        let mut i = 0;
-        while i < spf::Reason::NAMES.len() {
-            out[i] = spf::Reason::NAMES[i];
-            i += 1;
-        }
-        out
-    };
     match check {
-        "spf" => &SPF,
+        "spf" => &spf::Reason::NAMES,
         "dkim" => &dkim::Reason::NAMES,
         "dmarc" => &dmarc::Reason::NAMES,
         "mx" => &mx::Reason::NAMES,
@@ -152,9 +142,6 @@ pub fn reasons(check: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
-
-/// The SPF reason of an IP that does not pass `check_host()`.
-const IP_NOT_PERMITTED: &str = "ip_not_permitted";
 
 /// One problem found by a record check.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,7 +189,7 @@ impl DomainReport {
             if *r != spf::SpfResult::Pass && self.spf.record.is_some() {
                 out.push(Finding::error(
                     "spf",
-                    IP_NOT_PERMITTED,
+                    spf::Reason::IpNotPermitted.as_str(),
                     format!("SPF of {} for {ip}: {r}", self.domain),
                 ));
             }

@@ -61,7 +61,6 @@ crate::label_enum! {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsRptReport {
     pub record: Option<String>,

@@ -8,94 +8,46 @@ use std::fmt;
 
 use crate::tls;
 
-/// SMTP stages, in order; the `stage` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Connect,
-    /// The TLS handshake of an implicit-TLS connection.
-    Tls,
-    /// Banner and EHLO.
-    Ehlo,
-    /// STARTTLS, its handshake and the second EHLO.
-    Starttls,
-    Auth,
-    MailFrom,
-    RcptTo,
-    Data,
-    /// The message and its terminator, up to the final reply.
-    Body,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 9] = [
-        Stage::Connect,
-        Stage::Tls,
-        Stage::Ehlo,
-        Stage::Starttls,
-        Stage::Auth,
-        Stage::MailFrom,
-        Stage::RcptTo,
-        Stage::Data,
-        Stage::Body,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Connect => "connect",
-            Stage::Tls => "tls",
-            Stage::Ehlo => "ehlo",
-            Stage::Starttls => "starttls",
-            Stage::Auth => "auth",
-            Stage::MailFrom => "mail_from",
-            Stage::RcptTo => "rcpt_to",
-            Stage::Data => "data",
-            Stage::Body => "body",
-        }
+crate::label_enum! {
+    /// SMTP stages, in order; the `stage` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Stage {
+        Connect = "connect",
+        /// The TLS handshake of an implicit-TLS connection.
+        Tls = "tls",
+        /// Banner and EHLO.
+        Ehlo = "ehlo",
+        /// STARTTLS, its handshake and the second EHLO.
+        Starttls = "starttls",
+        Auth = "auth",
+        MailFrom = "mail_from",
+        RcptTo = "rcpt_to",
+        Data = "data",
+        /// The message and its terminator, up to the final reply.
+        Body = "body",
     }
 }
 
-/// The `class` label of a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// A 4xx reply: try again later (421, 450, 451, 452).
-    Transient,
-    /// A 5xx reply: this will not work without a change (535, 550, 552, 553, 554).
-    Permanent,
-    /// The connection could not be made or broke.
-    Network,
-    /// The TLS handshake failed, including an untrusted certificate.
-    Tls,
-    /// A stage took longer than `canary.smtp_timeout`.
-    Timeout,
-    /// Timed out, or the connection broke, after the message terminator was sent and before
-    /// the final reply: it may still arrive, so it is still watched for.
-    Uncertain,
-    /// The server said something we could not use (no STARTTLS, no common AUTH mechanism,
-    /// a malformed reply).
-    Protocol,
-}
-
-impl FailureClass {
-    pub const ALL: [FailureClass; 7] = [
-        FailureClass::Transient,
-        FailureClass::Permanent,
-        FailureClass::Network,
-        FailureClass::Tls,
-        FailureClass::Timeout,
-        FailureClass::Uncertain,
-        FailureClass::Protocol,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Transient => "transient",
-            FailureClass::Permanent => "permanent",
-            FailureClass::Network => "network",
-            FailureClass::Tls => "tls",
-            FailureClass::Timeout => "timeout",
-            FailureClass::Uncertain => "uncertain",
-            FailureClass::Protocol => "protocol",
-        }
+crate::label_enum! {
+    /// The `class` label of a failure.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FailureClass {
+        /// A 4xx reply: try again later (421, 450, 451, 452).
+        Transient = "transient",
+        /// A 5xx reply: this will not work without a change (535, 550, 552, 553, 554).
+        Permanent = "permanent",
+        /// The connection could not be made or broke.
+        Network = "network",
+        /// The TLS handshake failed, including an untrusted certificate.
+        Tls = "tls",
+        /// A stage took longer than `canary.smtp_timeout`.
+        Timeout = "timeout",
+        /// Timed out, or the connection broke, after the message terminator was sent and before
+        /// the final reply: it may still arrive, so it is still watched for.
+        Uncertain = "uncertain",
+        /// The server said something we could not use (no STARTTLS, no common AUTH mechanism,
+        /// a malformed reply).
+        Protocol = "protocol",
     }
 }
 

@@ -57,53 +57,22 @@ impl fmt::Display for SpfResult {
     }
 }
 
-/// What is wrong with a domain's SPF, as a fixed reason (a metric label) and a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    NoRecord,
-    MultipleRecords,
-    Syntax,
-    LookupLimit,
-    VoidLimit,
-    MxLimit,
-    IncludeLoop,
-    IncludeMissing,
-    UnsupportedMacro,
-    PassAll,
-    DnsError,
-    IpNotPermitted,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 12] = [
-        Reason::NoRecord,
-        Reason::MultipleRecords,
-        Reason::Syntax,
-        Reason::LookupLimit,
-        Reason::VoidLimit,
-        Reason::MxLimit,
-        Reason::IncludeLoop,
-        Reason::IncludeMissing,
-        Reason::UnsupportedMacro,
-        Reason::PassAll,
-        Reason::DnsError,
-        Reason::IpNotPermitted,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoRecord => "no_record",
-            Reason::MultipleRecords => "multiple_records",
-            Reason::Syntax => "syntax",
-            Reason::LookupLimit => "lookup_limit",
-            Reason::VoidLimit => "void_limit",
-            Reason::MxLimit => "mx_limit",
-            Reason::IncludeLoop => "include_loop",
-            Reason::IncludeMissing => "include_missing",
-            Reason::UnsupportedMacro => "unsupported_macro",
-            Reason::PassAll => "pass_all",
-            Reason::DnsError => "dns_error",
-            Reason::IpNotPermitted => "ip_not_permitted",
-        }
+crate::label_enum! {
+    /// What is wrong with a domain's SPF, as a fixed reason (a metric label) and a message.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Reason {
+        NoRecord = "no_record",
+        MultipleRecords = "multiple_records",
+        Syntax = "syntax",
+        LookupLimit = "lookup_limit",
+        VoidLimit = "void_limit",
+        MxLimit = "mx_limit",
+        IncludeLoop = "include_loop",
+        IncludeMissing = "include_missing",
+        UnsupportedMacro = "unsupported_macro",
+        PassAll = "pass_all",
+        DnsError = "dns_error",
+        IpNotPermitted = "ip_not_permitted",
     }
 }
 
