@@ -59,6 +59,7 @@ th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}
 <p class="muted">Instance <b>{instance}</b> · version {version} · configuration <code>{path}</code></p>
 <ul>
 <li><a href="{metrics}">Metrics</a> ({metrics})</li>
+<li><a href="/runbooks">Runbooks</a>: what each alert means and what to do</li>
 <li><a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></li>
 <li>Probe one target: <a href="/probe?module=dns&amp;target=example.com">/probe?module=dns&amp;target=DOMAIN</a>, <a href="/probe?module=dnsbl&amp;target=192.0.2.1">/probe?module=dnsbl&amp;target=IP-or-DOMAIN</a></li>
 <li>Reload: <code>POST /-/reload</code> ({lifecycle}) or <code>SIGHUP</code></li>

@@ -16,6 +16,7 @@
 //! - [`metrics`]: every metric family, in one place.
 //! - [`oauth2`]: XOAUTH2 access tokens refreshed at a token endpoint.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
+//! - [`runbooks`]: `/runbooks`, docs/runbooks.md served as HTML.
 //! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod oauth2;
 pub mod observed;
 pub mod reports;
+pub mod runbooks;
 pub mod schedule;
 pub mod server;
 pub mod state;

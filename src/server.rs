@@ -258,6 +258,7 @@ async fn route(state: &AppState, req: &Request<Incoming>, path: &str, method: &M
     }
     match path {
         "/" if get_only(method) => html(landing_page(state)),
+        "/runbooks" if get_only(method) => html(crate::runbooks::page().to_string()),
         "/-/healthy" if get_only(method) => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if get_only(method) => {
             if state.ready.load(Ordering::SeqCst) {
@@ -293,7 +294,7 @@ async fn route(state: &AppState, req: &Request<Incoming>, path: &str, method: &M
             }
         }
         "/probe" if get_only(method) => probe(state, req).await,
-        "/" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET"),
+        "/" | "/runbooks" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET"),
         _ => text(
             StatusCode::NOT_FOUND,
             "Not found. See / for the endpoints.\n",

@@ -366,4 +366,32 @@ fn dashboards_and_alert_rules_work_against_a_real_prometheus() {
         }
     }
     assert!(rules_seen >= 28, "only {rules_seen} rules loaded");
+
+    // The runbook_url of every active alert, as Prometheus expands it, opens the exporter's
+    // own /runbooks page at the alert's section.
+    let alerts = prom(&st, "/api/v1/alerts");
+    let mut opened = 0;
+    for a in alerts["data"]["alerts"].as_array().unwrap() {
+        let url = a["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let name = a["labels"]["alertname"].as_str().unwrap_or_default();
+        let rest = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url:?}"));
+        let (addr, path) = rest.split_once('/').unwrap();
+        let (path, anchor) = path.split_once('#').unwrap();
+        assert_eq!(addr, e.addr, "{name}: the link names the exporter");
+        assert_eq!(path, "runbooks", "{name}: {url}");
+        assert_eq!(anchor, name.to_lowercase(), "{name}: {url}");
+        let (code, page) = e.get("/runbooks");
+        assert_eq!(code, 200);
+        assert!(
+            page.contains(&format!("id=\"{anchor}\"")),
+            "{name}: no section #{anchor} on /runbooks"
+        );
+        opened += 1;
+    }
+    assert!(
+        opened >= 3,
+        "the demo's faults make alerts pending; {opened} checked: {alerts}"
+    );
 }

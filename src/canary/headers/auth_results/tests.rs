@@ -262,9 +262,8 @@ fn results_are_bounded() {
     let h = parse_authentication_results(&id);
     assert!(h.authserv_id.is_some_and(|id| id.len() <= MAX_VALUE_LEN));
     let distinct: String = (0..200).map(|i| format!("; m{i}=pass")).collect();
-    let raw = format!(
-        "Authentication-Results: mx{distinct}\r\nAuthentication-Results: mx{distinct}\r\n"
-    );
+    let raw =
+        format!("Authentication-Results: mx{distinct}\r\nAuthentication-Results: mx{distinct}\r\n");
     assert_eq!(block_verdicts(&raw, None).results.len(), MAX_RESULTS);
 }
 
