@@ -23,6 +23,20 @@ use crate::imap::Endpoint;
 use crate::oauth2::{OAuthError, TokenSource};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
+/// When a failed send is tried again: after each of these, while within 90 % of the interval.
+pub const RETRY_BACKOFF: [Duration; 3] = [
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+];
+
+/// A send that failed: what to report, and whether trying again is safe (no message can
+/// have reached the seed).
+struct Failed {
+    message: String,
+    retry: bool,
+}
+
 /// A provider and its routes' seeds, each with its start offset in the round.
 type ProviderRoutes<'a> = (&'a Provider, Vec<(Duration, &'a Seed)>);
 
@@ -79,18 +93,28 @@ impl CanaryCheck {
         })
     }
 
-    /// Sends the canaries of one provider's routes, in offset order, minding `min_gap`.
+    /// Sends the canaries of one provider's routes, in offset order, minding `min_gap`. A
+    /// send that failed (and certainly left no message behind) is tried again after each of
+    /// [`RETRY_BACKOFF`] while the retry still starts within 90 % of the interval, so an outage
+    /// is confirmed and a repair seen within minutes, not a whole interval later. The result of
+    /// each route is that of its last attempt.
     async fn provider_round(
         &self,
         ctx: &Context,
         provider: &Provider,
-        mut routes: Vec<(Duration, &Seed)>,
+        routes: Vec<(Duration, &Seed)>,
     ) -> Vec<Result<(), String>> {
-        routes.sort_by_key(|(offset, _)| *offset);
         let start = Instant::now();
-        let mut results = Vec::with_capacity(routes.len());
-        for (offset, seed) in routes {
-            let mut at = start + offset;
+        let horizon = start + self.interval().mul_f64(0.9);
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); routes.len()];
+        // (when, route index, seed, attempts so far)
+        let mut queue: Vec<(Instant, usize, &Seed, usize)> = routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (offset, seed))| (start + offset, i, seed, 0))
+            .collect();
+        while let Some(k) = (0..queue.len()).min_by_key(|&k| (queue[k].0, queue[k].1)) {
+            let (mut at, i, seed, attempt) = queue.swap_remove(k);
             {
                 let last = self.last_send.lock().await;
                 if let Some(prev) = last.get(&provider.name) {
@@ -102,12 +126,32 @@ impl CanaryCheck {
                 .lock()
                 .await
                 .insert(provider.name.clone(), Instant::now());
-            results.push(self.send_one(ctx, provider, seed).await);
+            if attempt > 0 {
+                ctx.metrics
+                    .canary
+                    .retries
+                    .with_label_values(&[&provider.name, &seed.name])
+                    .inc();
+                tracing::info!(provider = %provider.name, seed = %seed.name, attempt, "retrying a failed canary send");
+            }
+            results[i] = match self.send_one(ctx, provider, seed).await {
+                Ok(()) => Ok(()),
+                Err(Failed { message, retry }) => {
+                    if retry
+                        && !self.oneshot
+                        && let Some(backoff) = RETRY_BACKOFF.get(attempt)
+                        && Instant::now() + *backoff < horizon
+                    {
+                        queue.push((Instant::now() + *backoff, i, seed, attempt + 1));
+                    }
+                    Err(message)
+                }
+            };
         }
         results
     }
 
-    async fn send_one(&self, ctx: &Context, p: &Provider, seed: &Seed) -> Result<(), String> {
+    async fn send_one(&self, ctx: &Context, p: &Provider, seed: &Seed) -> Result<(), Failed> {
         let cfg = &self.config.canary;
         let m = &ctx.metrics.canary;
         let labels = [p.name.as_str(), seed.name.as_str()];
@@ -127,7 +171,10 @@ impl CanaryCheck {
             extra_headers: &p.headers,
             date: sent_at,
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failed {
+            message: e.to_string(),
+            retry: false,
+        })?;
         let helo = self.helo_name(p);
         let access_token = match self.tokens.get(&p.name) {
             None => None,
@@ -142,7 +189,14 @@ impl CanaryCheck {
                     m.send_failures
                         .with_label_values(&[&p.name, &seed.name, "auth", class.as_str(), ""])
                         .inc();
+                    m.smtp_failures
+                        .with_label_values(&[&p.name, "auth", class.as_str()])
+                        .inc();
                     m.success.with_label_values(&labels).set(0);
+                    m.send_success.with_label_values(&labels).set(0);
+                    m.last_send
+                        .with_label_values(&labels)
+                        .set(crate::clock::unix_seconds(sent_at));
                     let msg = format!("auth failed ({}): OAuth2 {e}", class.as_str());
                     tracing::warn!(provider = %p.name, seed = %seed.name, error = %msg, "canary send failed");
                     self.board.failed(
@@ -151,7 +205,10 @@ impl CanaryCheck {
                         crate::clock::unix_seconds(sent_at),
                         &msg,
                     );
-                    return Err(format!("{}/{}: {msg}", p.name, seed.name));
+                    return Err(Failed {
+                        message: format!("{}/{}: {msg}", p.name, seed.name),
+                        retry: true,
+                    });
                 }
             },
         };
@@ -213,6 +270,7 @@ impl CanaryCheck {
         match (&outcome.failure, outcome.data_done) {
             (None, Some(done)) => {
                 m.sent.with_label_values(&labels).inc();
+                m.send_success.with_label_values(&labels).set(1);
                 track(done, false);
                 tracing::debug!(provider = %p.name, seed = %seed.name, token = %token, reply = outcome.accepted.as_deref().unwrap_or(""), "canary sent");
                 self.board
@@ -236,7 +294,11 @@ impl CanaryCheck {
                         &code,
                     ])
                     .inc();
+                m.smtp_failures
+                    .with_label_values(&[&p.name, f.stage.as_str(), f.class.as_str()])
+                    .inc();
                 m.success.with_label_values(&labels).set(0);
+                m.send_success.with_label_values(&labels).set(0);
                 if f.class == FailureClass::Uncertain
                     && let Some(done) = outcome.data_done
                 {
@@ -250,12 +312,16 @@ impl CanaryCheck {
                     crate::clock::unix_seconds(sent_at),
                     &f.to_string(),
                 );
-                Err(format!("{}/{}: {f}", p.name, seed.name))
+                Err(Failed {
+                    message: format!("{}/{}: {f}", p.name, seed.name),
+                    // The message may have arrived: never send it twice.
+                    retry: f.class != FailureClass::Uncertain,
+                })
             }
-            (None, None) => Err(format!(
-                "{}/{}: the send ended without a result",
-                p.name, seed.name
-            )),
+            (None, None) => Err(Failed {
+                message: format!("{}/{}: the send ended without a result", p.name, seed.name),
+                retry: false,
+            }),
         }
     }
 }
@@ -340,6 +406,11 @@ impl Check for CanaryCheck {
             .map(|(p, s)| (p.name.clone(), s.name.clone()))
             .collect();
         self.tracker.retain_routes(&routes);
+        for p in &cfg.providers {
+            ctx.metrics
+                .canary
+                .init_provider(&p.name, &send::Stage::NAMES, &FailureClass::NAMES);
+        }
         for (p, s) in cfg.routes() {
             ctx.metrics.canary.init_route(&p.name, &s.name);
             self.board.init(&p.name, &s.name);

@@ -10,6 +10,9 @@ use super::{gauge_vec, int_counter_vec, int_gauge_vec};
 pub struct CanaryMetrics {
     pub sent: IntCounterVec,
     pub send_failures: IntCounterVec,
+    pub send_success: IntGaugeVec,
+    pub smtp_failures: IntCounterVec,
+    pub retries: IntCounterVec,
     pub stage_duration: HistogramVec,
     pub delivered: IntCounterVec,
     pub delivery_duration: HistogramVec,
@@ -67,6 +70,24 @@ impl CanaryMetrics {
                 "deliverability_canary_send_failures_total",
                 "Canaries the provider did not accept, by SMTP stage, failure class (transient, permanent, network, tls, timeout, uncertain, protocol) and SMTP reply code (empty when there was no reply).",
                 &["provider", "seed", "stage", "class", "code"],
+            ),
+            send_success: int_gauge_vec(
+                r,
+                "deliverability_canary_send_success",
+                "Whether the last send attempt of the route was accepted by the provider (1) or failed at an SMTP stage (0); 0 before the first attempt (see deliverability_canary_last_send_timestamp_seconds).",
+                &["provider", "seed"],
+            ),
+            smtp_failures: int_counter_vec(
+                r,
+                "deliverability_smtp_failures_total",
+                "Send attempts through the provider that failed, by SMTP stage and failure class; every stage and class exists from the first scrape, so a single failure shows in increase(). The reply code is in deliverability_canary_send_failures_total.",
+                &["provider", "stage", "class"],
+            ),
+            retries: int_counter_vec(
+                r,
+                "deliverability_canary_retries_total",
+                "Sends of the route tried again after a failure (after 30 s, 1 min, 2 min, within the canary interval).",
+                &["provider", "seed"],
             ),
             stage_duration: histogram_vec(
                 r,
@@ -176,9 +197,20 @@ impl CanaryMetrics {
     }
 
     /// Creates the series of a route so dashboards and alerts see them from the first scrape.
+    /// Creates a provider's failure series: every `stages` × `classes`.
+    pub fn init_provider(&self, provider: &str, stages: &[&str], classes: &[&str]) {
+        for s in stages {
+            for c in classes {
+                self.smtp_failures.with_label_values(&[provider, s, c]);
+            }
+        }
+    }
+
     pub fn init_route(&self, provider: &str, seed: &str) {
         let ps = &[provider, seed];
         self.sent.with_label_values(ps);
+        self.send_success.with_label_values(ps);
+        self.retries.with_label_values(ps);
         self.lost.with_label_values(ps);
         self.late.with_label_values(ps);
         self.uncertain.with_label_values(ps);
