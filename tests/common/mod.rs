@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod alerting;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,7 +28,7 @@ pub struct Stack {
 }
 
 fn port_block_free(base: u16) -> bool {
-    (0..10).all(|i| {
+    (0..12).all(|i| {
         TcpListener::bind(("127.0.0.1", base + i)).is_ok()
             && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
     })
@@ -44,14 +45,14 @@ impl Stack {
         let dir = PathBuf::from(format!("/tmp/dxt-{name}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         // Spread bases by pid so concurrent test binaries rarely probe the same block.
-        let mut base = 30000 + (pid % 1500) as u16 * 10;
+        let mut base = 30000 + (pid % 1250) as u16 * 12;
         let mut tries = 0;
         while !port_block_free(base) {
-            base = if base > 44980 { 30000 } else { base + 10 };
+            base = if base > 44976 { 30000 } else { base + 12 };
             tries += 1;
             assert!(
                 tries < 2000,
-                "no block of 10 free ports on 127.0.0.1 between 30000 and 45000"
+                "no block of 12 free ports on 127.0.0.1 between 30000 and 45000"
             );
         }
         let out = Command::new(repo().join("scripts/stack"))
