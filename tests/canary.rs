@@ -6,43 +6,19 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::config::{Canary, ConfigBuilder, Provider, Seed};
 use common::{Exporter, Scrape, Stack, TempDir, bin};
 
-/// One provider entry on the stack.
-fn provider(
-    name: &str,
-    port: u16,
-    tls: &str,
-    user: Option<(&str, &str)>,
-    from: &str,
-    ca: &str,
-    extra: &str,
-) -> String {
-    let creds = user
-        .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
-        .unwrap_or_default();
-    format!(
-        "[[providers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{creds}from = \"{from}\"\nca_file = \"{ca}\"\n{extra}\n"
-    )
+/// The configuration of a canary test (instance `canary-test`).
+fn config(dir: &TempDir) -> ConfigBuilder {
+    ConfigBuilder::new(dir).instance("canary-test")
 }
 
-/// One seed: `address` receives, the IMAP login is seedK's.
-fn seed(st: &Stack, name: &str, address: &str, k: u32) -> String {
-    format!(
-        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nusername = \"seed{k}@seed.test\"\npassword = \"pw-seed{k}\"\nca_file = \"{}\"\nauthserv_id = \"mx.seed.test\"\n\n",
-        st.port("DX_IMAPS_PORT"),
-        st.get("DX_CA_FILE")
-    )
-}
-
-fn config(dir: &TempDir, canary: &str, body: &str) -> std::path::PathBuf {
-    let text = format!(
-        "[exporter]\nstate_dir = \"{}\"\ninstance = \"canary-test\"\n\n[canary]\n{canary}\n\n{body}",
-        dir.path().join("state").display()
-    );
-    let p = dir.path().join("dx.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+/// A seed on the stack's IMAPS port that trusts the verdicts of the stack's receiving MX.
+fn imaps_seed(st: &Stack, name: &str) -> Seed {
+    Seed::implicit_tls(name, st.port("DX_IMAPS_PORT"))
+        .ca_file(st.get("DX_CA_FILE"))
+        .authserv_id("mx.seed.test")
 }
 
 fn once(cfg: &std::path::Path) -> (Output, Scrape) {
@@ -65,55 +41,49 @@ fn canaries_arrive_through_starttls_implicit_tls_and_plain_with_placement() {
     let st = Stack::start("canary-ok", &[]);
     let dir = TempDir::new("canary-ok");
     let ca = st.get("DX_CA_FILE");
-    let mut body = String::new();
-    body += &provider(
-        "starttls",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "implicit",
-        st.port("DX_SMTPS_PORT"),
-        "implicit",
-        Some(("sender2@dx.test", "pw-sender2")),
-        "canary@dx.test",
-        ca,
-        "auth = [\"login\"]\nmin_gap = \"1500ms\"",
-    );
-    body += &provider(
-        "plain",
-        st.port("DX_SMTP_PLAIN_PORT"),
-        "none",
-        Some(("sender3@dx.test", "pw-sender3")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "junky",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "headers = { \"X-DX-Junk\" = \"yes\" }",
-    );
-    body += &provider(
-        "baddomain",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender2@dx.test", "pw-sender2")),
-        "canary@bad.test",
-        ca,
-        "",
-    );
-    body += &seed(&st, "s1", "seed1@seed.test", 1);
-    body += &seed(&st, "s2", "seed2@seed.test", 2);
-    let cfg = config(&dir, "deadline = \"30s\"", &body);
+    let submit = st.port("DX_SMTP_SUBMIT_PORT");
+    let cfg = config(&dir)
+        .canary(Canary::new().deadline("30s"))
+        .provider(
+            Provider::starttls("starttls", submit)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::implicit_tls("implicit", st.port("DX_SMTPS_PORT"))
+                .login("sender2@dx.test", "pw-sender2")
+                .ca_file(ca)
+                .auth(&["login"])
+                .min_gap("1500ms"),
+        )
+        .provider(
+            Provider::no_tls("plain", st.port("DX_SMTP_PLAIN_PORT"))
+                .login("sender3@dx.test", "pw-sender3")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::starttls("junky", submit)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca)
+                .header("X-DX-Junk", "yes"),
+        )
+        .provider(
+            Provider::starttls("baddomain", submit)
+                .login("sender2@dx.test", "pw-sender2")
+                .from("canary@bad.test")
+                .ca_file(ca),
+        )
+        .seed(
+            imaps_seed(&st, "s1")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1"),
+        )
+        .seed(
+            imaps_seed(&st, "s2")
+                .address("seed2@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
     let (out, s) = once(&cfg);
     assert!(out.status.success(), "once failed:\n{}", stderr(&out));
 
@@ -343,48 +313,40 @@ fn every_smtp_failure_is_classified_by_stage_class_and_code() {
         .local_addr()
         .unwrap()
         .port();
-    let mut body = String::new();
-    body += &provider(
-        "good",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "wrongpw",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender2@dx.test", "not-the-password")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "down",
-        closed,
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "rogue",
-        st.port("DX_SMTP_ROGUE_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &seed(&st, "s1", "seed1@seed.test", 1);
-    body += &seed(&st, "rej550", "reject550@seed.test", 1);
-    body += &seed(&st, "busy450", "busy450@seed.test", 1);
-    body += &seed(&st, "close421", "close421@seed.test", 1);
-    let cfg = config(&dir, "deadline = \"20s\"\nsmtp_timeout = \"5s\"", &body);
+    let submit = st.port("DX_SMTP_SUBMIT_PORT");
+    // Every seed logs in as seed1; the other addresses are refused at RCPT TO.
+    let seed = |name: &str, address: &str| {
+        imaps_seed(&st, name)
+            .address(address)
+            .login("seed1@seed.test", "pw-seed1")
+    };
+    let cfg = config(&dir)
+        .canary(Canary::new().deadline("20s").smtp_timeout("5s"))
+        .provider(
+            Provider::starttls("good", submit)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::starttls("wrongpw", submit)
+                .login("sender2@dx.test", "not-the-password")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::starttls("down", closed)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::starttls("rogue", st.port("DX_SMTP_ROGUE_PORT"))
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca),
+        )
+        .seed(seed("s1", "seed1@seed.test"))
+        .seed(seed("rej550", "reject550@seed.test"))
+        .seed(seed("busy450", "busy450@seed.test"))
+        .seed(seed("close421", "close421@seed.test"))
+        .write();
     let (out, s) = once(&cfg);
     assert_eq!(
         out.status.code(),
@@ -486,21 +448,21 @@ fn canaries_in_flight_survive_an_exporter_restart_and_a_dovecot_restart_is_survi
     let dir = TempDir::new("canary-restart");
     let ca = st.get("DX_CA_FILE");
     // The MX port takes mail without AUTH, so canaries are accepted while Dovecot is down.
-    let mut body = provider(
-        "mx",
-        st.port("DX_SMTP_MX_PORT"),
-        "starttls",
-        None,
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &seed(&st, "s1", "seed2@seed.test", 2);
-    let cfg = config(
-        &dir,
-        "interval = \"3s\"\njitter = 0.0\ndeadline = \"60s\"\nimap_timeout = \"5s\"",
-        &body,
-    );
+    let cfg = config(&dir)
+        .canary(
+            Canary::new()
+                .interval("3s")
+                .jitter(0.0)
+                .deadline("60s")
+                .imap_timeout("5s"),
+        )
+        .provider(Provider::starttls("mx", st.port("DX_SMTP_MX_PORT")).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "s1")
+                .address("seed2@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
 
     // Running normally: canaries flow.
     let e = Exporter::start(&cfg, &[]);
@@ -628,21 +590,21 @@ fn a_canary_delivered_after_its_deadline_is_lost_then_late() {
     let st = Stack::start("canary-late", &[]);
     let dir = TempDir::new("canary-late");
     let ca = st.get("DX_CA_FILE");
-    let mut body = provider(
-        "mx",
-        st.port("DX_SMTP_MX_PORT"),
-        "starttls",
-        None,
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &seed(&st, "s1", "seed3@seed.test", 3);
-    let cfg = config(
-        &dir,
-        "interval = \"1h\"\njitter = 0.0\ndeadline = \"3s\"\nimap_timeout = \"5s\"",
-        &body,
-    );
+    let cfg = config(&dir)
+        .canary(
+            Canary::new()
+                .interval("1h")
+                .jitter(0.0)
+                .deadline("3s")
+                .imap_timeout("5s"),
+        )
+        .provider(Provider::starttls("mx", st.port("DX_SMTP_MX_PORT")).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "s1")
+                .address("seed3@seed.test")
+                .login("seed3@seed.test", "pw-seed3"),
+        )
+        .write();
     st.ctl(&["stop", "dovecot"]);
     let e = Exporter::start(&cfg, &[]);
     let lbl = [("provider", "mx"), ("seed", "s1")];
@@ -680,34 +642,36 @@ fn a_server_without_idle_is_polled_and_canaries_are_moved_with_copy_and_expunge(
     let st = Stack::start("canary-poll", &[("DX_IMAP_IDLE", "no")]);
     let dir = TempDir::new("canary-poll");
     let ca = st.get("DX_CA_FILE");
-    let mut body = provider(
-        "starttls",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "",
-    );
-    body += &provider(
-        "junky",
-        st.port("DX_SMTP_SUBMIT_PORT"),
-        "starttls",
-        Some(("sender1@dx.test", "pw-sender1")),
-        "canary@dx.test",
-        ca,
-        "headers = { \"X-DX-Junk\" = \"yes\" }",
-    );
-    // IMAP with STARTTLS, AUTHENTICATE PLAIN, the spam folder named by hand.
-    body += &format!(
-        "[[seeds]]\nname = \"s1\"\naddress = \"seed1@seed.test\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nauth = \"plain\"\npassword = \"pw-seed1\"\nca_file = \"{ca}\"\nspam_folder = \"Junk\"\n",
-        st.port("DX_IMAP_PORT")
-    );
-    let cfg = config(
-        &dir,
-        "deadline = \"30s\"\npoll_interval = \"300ms\"\ncleanup = \"move\"\nmove_to = \"Archive\"\nsweep_older_than = \"1s\"",
-        &body,
-    );
+    let submit = st.port("DX_SMTP_SUBMIT_PORT");
+    let cfg = config(&dir)
+        .canary(
+            Canary::new()
+                .deadline("30s")
+                .poll_interval("300ms")
+                .move_to("Archive")
+                .sweep_older_than("1s"),
+        )
+        .provider(
+            Provider::starttls("starttls", submit)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca),
+        )
+        .provider(
+            Provider::starttls("junky", submit)
+                .login("sender1@dx.test", "pw-sender1")
+                .ca_file(ca)
+                .header("X-DX-Junk", "yes"),
+        )
+        // IMAP with STARTTLS, AUTHENTICATE PLAIN, the spam folder named by hand.
+        .seed(
+            Seed::starttls("s1", st.port("DX_IMAP_PORT"))
+                .address("seed1@seed.test")
+                .auth("plain")
+                .password("pw-seed1")
+                .ca_file(ca)
+                .spam_folder("Junk"),
+        )
+        .write();
     // A canary nobody here sent (another instance's, or a forgotten one), older than
     // sweep_older_than by the time the watcher looks: swept at start-up.
     common::smtp_deliver(
@@ -794,17 +758,15 @@ fn a_provider_that_stalls_after_the_message_is_uncertain_then_lost() {
         ],
     );
     let dir = TempDir::new("canary-stall");
-    let mut body = provider(
-        "stalling",
-        stall_port,
-        "none",
-        None,
-        "canary@dx.test",
-        st.get("DX_CA_FILE"),
-        "",
-    );
-    body += &seed(&st, "s1", "seed2@seed.test", 2);
-    let cfg = config(&dir, "smtp_timeout = \"2s\"\ndeadline = \"4s\"", &body);
+    let cfg = config(&dir)
+        .canary(Canary::new().smtp_timeout("2s").deadline("4s"))
+        .provider(Provider::no_tls("stalling", stall_port).ca_file(st.get("DX_CA_FILE")))
+        .seed(
+            imaps_seed(&st, "s1")
+                .address("seed2@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
     let (out, s) = once(&cfg);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let l = [("provider", "stalling"), ("seed", "s1")];
@@ -903,17 +865,15 @@ fn a_canary_delivered_before_its_final_reply_is_read_is_still_counted() {
     let st = Stack::start("canary-early", &[]);
     let dir = TempDir::new("canary-early");
     let port = slow_final_reply_proxy(st.port("DX_SMTP_MX_PORT"), Duration::from_secs(3));
-    let mut body = provider(
-        "slowreply",
-        port,
-        "none",
-        None,
-        "canary@dx.test",
-        st.get("DX_CA_FILE"),
-        "",
-    );
-    body += &seed(&st, "s1", "seed1@seed.test", 1);
-    let cfg = config(&dir, "smtp_timeout = \"10s\"\ndeadline = \"20s\"", &body);
+    let cfg = config(&dir)
+        .canary(Canary::new().smtp_timeout("10s").deadline("20s"))
+        .provider(Provider::no_tls("slowreply", port).ca_file(st.get("DX_CA_FILE")))
+        .seed(
+            imaps_seed(&st, "s1")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1"),
+        )
+        .write();
     let (out, s) = once(&cfg);
     let l = [("provider", "slowreply"), ("seed", "s1")];
     assert_eq!(

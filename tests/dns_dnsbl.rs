@@ -2,21 +2,25 @@
 //! broken-dnsbl.test of the stack, dbl.dc.test, bl6.dc.test, silentbl.test and refusebl.test
 //! of scripts/stack.d/zones/dns-checks.conf): listed, not listed, 127.255.255.254, 127.0.0.1,
 //! an answer outside 127/8, a zone missing its test entry, a zone that never answers, REFUSED,
-//! IPv6 and domain targets; a nameserver that never answers (a UDP socket this test binds and
-//! never reads); then the exporter binary end to end: series from the first scrape, the
-//! scheduled checks, `/probe` for both modules within the scrape timeout, and `once`.
+//! IPv6 and domain targets, the cache of a second round; a nameserver that never answers (a
+//! UDP socket this test binds and never reads); then the exporter binary end to end: series
+//! from the first scrape, the scheduled checks, `/probe` for both modules within the scrape
+//! timeout, and `once`.
 //!
-//! One test function per stack instance, so the instance is always taken down. Nothing is
-//! sent anywhere but 127.0.0.1.
+//! Each case is its own test; the tests running at the same time share one stack instance
+//! (`common::Shared`), taken down when the last of them ends, also when a case fails. Nothing
+//! is sent anywhere but 127.0.0.1.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Exporter, Scrape, Stack, TempDir, bin};
+use common::{Exporter, Scrape, Shared, Stack, TempDir, bin};
 use deliverability_exporter::config::{CustomZone, DnsConfig, Dur, Name, ZoneKind};
 use deliverability_exporter::dns::check::record_round;
 use deliverability_exporter::dns::dnsbl::{self, Cache, ErrorReason, Target, Zone, catalogue};
@@ -47,23 +51,38 @@ fn t(s: &str) -> Target {
     Target::parse(s).unwrap()
 }
 
-#[test]
-fn dnsbl_against_the_local_unbound_and_the_exporter() {
-    let stack = Stack::start("dnsbl", &[]);
-    let port = stack.port("DX_DNS_PORT");
-    let rt = tokio::runtime::Builder::new_multi_thread()
+static ENV: Shared<Stack> = Shared::new();
+
+/// The stack instance shared by the cases running at the same time.
+fn stack() -> Arc<Stack> {
+    ENV.get(|| Stack::start("dnsbl", &[]))
+}
+
+/// A runtime like the one the exporter runs its checks on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(zone_cases(port));
-    rt.block_on(silent_nameserver());
-    exporter_end_to_end(&stack);
+        .unwrap()
 }
 
-async fn zone_cases(port: u16) {
-    let dns = resolver(&format!("127.0.0.1:{port}"), 300);
-    let zones = vec![
+/// Runs one case against the shared stack's Unbound (a 300 ms query timeout).
+fn case<F, Fut>(f: F) -> Fut::Output
+where
+    F: FnOnce(Resolver, Arc<Stack>) -> Fut,
+    Fut: std::future::Future,
+{
+    // Held here until the case has run: a closure that doesn't use its stack argument drops it
+    // before the future runs.
+    let stack = stack();
+    let dns = resolver(&format!("127.0.0.1:{}", stack.port("DX_DNS_PORT")), 300);
+    runtime().block_on(f(dns, stack.clone()))
+}
+
+/// Every kind of zone the stack serves.
+fn zones() -> Vec<Zone> {
+    vec![
         zone("testbl", "dnsbl.test", ZoneKind::Ip, true),
         zone("brokenbl", "broken-dnsbl.test", ZoneKind::Ip, true),
         zone("dbl", "dbl.dc.test", ZoneKind::Domain, true),
@@ -71,8 +90,12 @@ async fn zone_cases(port: u16) {
         zone("silent", "silentbl.test", ZoneKind::Ip, false),
         zone("silent-tested", "silentbl.test", ZoneKind::Ip, true),
         zone("refusing", "refusebl.test", ZoneKind::Ip, false),
-    ];
-    let targets: Vec<Target> = [
+    ]
+}
+
+/// Targets for every kind of answer those zones give.
+fn targets() -> Vec<Target> {
+    [
         "192.0.2.10",
         "192.0.2.99",
         "192.0.2.11",
@@ -85,137 +108,233 @@ async fn zone_cases(port: u16) {
     ]
     .iter()
     .map(|s| t(s))
-    .collect();
-    let cache = Cache::default();
-    let started = Instant::now();
-    let round = dnsbl::run(&dns, &cache, &zones, &targets, 8).await;
-    let first = started.elapsed();
-    let m = Metrics::bare();
-    let (listed, errors) = record_round(&m.dns, &dns, &zones, &round).await;
-    let d = &m.dns;
-    let listed_in = |t: &str, z: &str| d.dnsbl_listed.with_label_values(&[t, z]).get();
-    let err = |t: &str, z: &str, r: ErrorReason| {
-        d.dnsbl_error.with_label_values(&[t, z, r.as_str()]).get()
-    };
-    let healthy = |z: &str| d.dnsbl_zone_healthy.with_label_values(&[z]).get();
+    .collect()
+}
 
-    assert_eq!(listed_in("192.0.2.10", "testbl"), 1, "listed");
-    assert_eq!(listed_in("192.0.2.99", "testbl"), 0, "not listed");
+/// One round of every target in every zone, recorded into fresh metrics.
+struct Recorded {
+    m: Metrics,
+    round: dnsbl::Round,
+    /// What recording the round returned: the listings and the errors.
+    listed: usize,
+    errors: usize,
+}
+
+impl Recorded {
+    fn listed_in(&self, target: &str, zone: &str) -> i64 {
+        self.m
+            .dns
+            .dnsbl_listed
+            .with_label_values(&[target, zone])
+            .get()
+    }
+
+    fn err(&self, target: &str, zone: &str, reason: ErrorReason) -> i64 {
+        self.m
+            .dns
+            .dnsbl_error
+            .with_label_values(&[target, zone, reason.as_str()])
+            .get()
+    }
+
+    fn healthy(&self, zone: &str) -> i64 {
+        self.m
+            .dns
+            .dnsbl_zone_healthy
+            .with_label_values(&[zone])
+            .get()
+    }
+}
+
+/// A round of [`targets`] in [`zones`] against the shared stack's Unbound.
+fn every_zone() -> Recorded {
+    case(|dns, _stack| async move {
+        let zones = zones();
+        let round = dnsbl::run(&dns, &Cache::default(), &zones, &targets(), 8).await;
+        let m = Metrics::bare();
+        let (listed, errors) = record_round(&m.dns, &dns, &zones, &round).await;
+        Recorded {
+            m,
+            round,
+            listed,
+            errors,
+        }
+    })
+}
+
+#[test]
+fn an_ip_in_the_zone_is_listed_and_one_not_in_it_is_not() {
+    let r = every_zone();
+    assert_eq!(r.listed_in("192.0.2.10", "testbl"), 1, "listed");
+    assert_eq!(r.listed_in("192.0.2.99", "testbl"), 0, "not listed");
     assert!(
         ErrorReason::ALL
             .iter()
-            .all(|r| err("192.0.2.99", "testbl", *r) == 0)
+            .all(|e| r.err("192.0.2.99", "testbl", *e) == 0)
     );
+    assert_eq!(r.healthy("testbl"), 1);
+}
+
+#[test]
+fn answers_that_are_not_listing_codes_are_errors() {
+    let r = every_zone();
     assert_eq!(
-        listed_in("192.0.2.11", "testbl"),
+        r.listed_in("192.0.2.11", "testbl"),
         0,
         "127.255.255.254 is an error"
     );
-    assert_eq!(err("192.0.2.11", "testbl", ErrorReason::PublicResolver), 1);
     assert_eq!(
-        listed_in("192.0.2.12", "testbl"),
+        r.err("192.0.2.11", "testbl", ErrorReason::PublicResolver),
+        1
+    );
+    assert_eq!(
+        r.listed_in("192.0.2.12", "testbl"),
         0,
         "127.0.0.1 is an error"
     );
-    assert_eq!(err("192.0.2.12", "testbl", ErrorReason::InvalidCode), 1);
+    assert_eq!(r.err("192.0.2.12", "testbl", ErrorReason::InvalidCode), 1);
     assert_eq!(
-        listed_in("192.0.2.13", "testbl"),
+        r.listed_in("192.0.2.13", "testbl"),
         0,
         "outside 127/8 is an error"
     );
-    assert_eq!(err("192.0.2.13", "testbl", ErrorReason::Outside127), 1);
-    assert_eq!(healthy("testbl"), 1);
+    assert_eq!(r.err("192.0.2.13", "testbl", ErrorReason::Outside127), 1);
+}
 
-    assert_eq!(healthy("brokenbl"), 0, "test entry missing");
+#[test]
+fn a_zone_missing_its_test_entry_is_unhealthy_and_lists_nothing() {
+    let r = every_zone();
+    assert_eq!(r.healthy("brokenbl"), 0, "test entry missing");
     assert_eq!(
-        listed_in("192.0.2.10", "brokenbl"),
+        r.listed_in("192.0.2.10", "brokenbl"),
         0,
         "an unhealthy zone lists nothing"
     );
-    assert_eq!(err("192.0.2.10", "brokenbl", ErrorReason::ZoneUnhealthy), 1);
-
-    assert_eq!(listed_in("spammy.dc-ext.test", "dbl"), 1);
-    assert_eq!(listed_in("clean.dc-ext.test", "dbl"), 0);
-    assert_eq!(healthy("dbl"), 1);
-    assert_eq!(listed_in("2001:db8::10", "bl6"), 1, "IPv6, nibble-reversed");
-    assert_eq!(listed_in("2001:db8::11", "bl6"), 0);
-
-    assert_eq!(listed_in("192.0.2.10", "silent"), 0);
     assert_eq!(
-        err("192.0.2.10", "silent", ErrorReason::Timeout),
+        r.err("192.0.2.10", "brokenbl", ErrorReason::ZoneUnhealthy),
+        1
+    );
+}
+
+#[test]
+fn domain_targets_in_a_domain_zone() {
+    let r = every_zone();
+    assert_eq!(r.listed_in("spammy.dc-ext.test", "dbl"), 1);
+    assert_eq!(r.listed_in("clean.dc-ext.test", "dbl"), 0);
+    assert_eq!(r.healthy("dbl"), 1);
+}
+
+#[test]
+fn ipv6_targets_nibble_reversed() {
+    let r = every_zone();
+    assert_eq!(
+        r.listed_in("2001:db8::10", "bl6"),
+        1,
+        "IPv6, nibble-reversed"
+    );
+    assert_eq!(r.listed_in("2001:db8::11", "bl6"), 0);
+}
+
+#[test]
+fn a_zone_that_never_answers_is_a_timeout_and_unhealthy() {
+    let r = every_zone();
+    assert_eq!(r.listed_in("192.0.2.10", "silent"), 0);
+    assert_eq!(
+        r.err("192.0.2.10", "silent", ErrorReason::Timeout),
         1,
         "a zone that never answers"
     );
-    assert_eq!(healthy("silent"), 0);
-    assert_eq!(healthy("silent-tested"), 0);
+    assert_eq!(r.healthy("silent"), 0);
+    assert_eq!(r.healthy("silent-tested"), 0);
     assert_eq!(
-        err("192.0.2.10", "silent-tested", ErrorReason::ZoneUnhealthy),
+        r.err("192.0.2.10", "silent-tested", ErrorReason::ZoneUnhealthy),
         1
     );
-    assert_eq!(err("192.0.2.10", "refusing", ErrorReason::Refused), 1);
-    assert_eq!(healthy("refusing"), 0);
+}
 
-    // Never listed on error, whatever the zone.
+#[test]
+fn a_zone_that_refuses_is_an_error_and_unhealthy() {
+    let r = every_zone();
+    assert_eq!(r.err("192.0.2.10", "refusing", ErrorReason::Refused), 1);
+    assert_eq!(r.healthy("refusing"), 0);
+}
+
+#[test]
+fn never_listed_on_error_whatever_the_zone() {
+    let r = every_zone();
+    let round = &r.round;
     for v in &round.verdicts {
         assert!(!(v.outcome.is_listed() && v.outcome.error_reason().is_some()));
         if v.outcome.error_reason().is_some() {
-            assert_eq!(listed_in(&v.target.to_string(), &v.zone), 0, "{v:?}");
+            assert_eq!(r.listed_in(&v.target.to_string(), &v.zone), 0, "{v:?}");
         }
     }
     assert_eq!(
-        listed, 3,
+        r.listed, 3,
         "192.0.2.10 in testbl, 2001:db8::10 in bl6, spammy in dbl; {round:?}"
     );
-    assert!(errors > 0);
-
-    // Second round: answers come from the cache; only errors are asked again.
-    let cached = cache.len();
-    assert!(cached > 10, "{cached}");
-    let started = Instant::now();
-    let again = dnsbl::run(&dns, &cache, &zones, &targets, 8).await;
-    assert!(started.elapsed() <= first + Duration::from_millis(200));
-    let key = |r: &dnsbl::Round| {
-        let mut v: Vec<String> = r
-            .verdicts
-            .iter()
-            .map(|v| format!("{} {} {:?}", v.target, v.zone, v.outcome.is_listed()))
-            .collect();
-        v.sort();
-        v
-    };
-    assert_eq!(key(&again), key(&round));
+    assert!(r.errors > 0);
 }
 
-/// A nameserver that never answers: a UDP socket bound here and never read.
-async fn silent_nameserver() {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap().to_string();
-    let dns = resolver(&addr, 200);
-    let zones = vec![
-        zone("testbl", "dnsbl.test", ZoneKind::Ip, true),
-        zone("untested", "dnsbl.test", ZoneKind::Ip, false),
-    ];
-    let targets = vec![t("192.0.2.10")];
-    let round = dnsbl::run(&dns, &Cache::default(), &zones, &targets, 4).await;
-    let m = Metrics::bare();
-    let (listed, _) = record_round(&m.dns, &dns, &zones, &round).await;
-    assert_eq!(listed, 0);
-    let d = &m.dns;
-    assert_eq!(
-        d.dnsbl_listed
-            .with_label_values(&["192.0.2.10", "testbl"])
-            .get(),
-        0
-    );
-    assert_eq!(d.dnsbl_zone_healthy.with_label_values(&["testbl"]).get(), 0);
-    assert_eq!(
-        d.dnsbl_error
-            .with_label_values(&["192.0.2.10", "untested", "timeout"])
-            .get(),
-        1,
-        "{round:?}"
-    );
-    drop(sock);
+#[test]
+fn a_second_round_is_answered_from_the_cache_and_only_errors_are_asked_again() {
+    case(|dns, _stack| async move {
+        let (zones, targets) = (zones(), targets());
+        let cache = Cache::default();
+        let started = Instant::now();
+        let round = dnsbl::run(&dns, &cache, &zones, &targets, 8).await;
+        let first = started.elapsed();
+        let cached = cache.len();
+        assert!(cached > 10, "{cached}");
+        let started = Instant::now();
+        let again = dnsbl::run(&dns, &cache, &zones, &targets, 8).await;
+        assert!(started.elapsed() <= first + Duration::from_millis(200));
+        let key = |r: &dnsbl::Round| {
+            let mut v: Vec<String> = r
+                .verdicts
+                .iter()
+                .map(|v| format!("{} {} {:?}", v.target, v.zone, v.outcome.is_listed()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(key(&again), key(&round));
+    });
+}
+
+/// A nameserver that never answers: a UDP socket bound here and never read. Needs no stack.
+#[test]
+fn a_nameserver_that_never_answers() {
+    runtime().block_on(async {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap().to_string();
+        let dns = resolver(&addr, 200);
+        let zones = vec![
+            zone("testbl", "dnsbl.test", ZoneKind::Ip, true),
+            zone("untested", "dnsbl.test", ZoneKind::Ip, false),
+        ];
+        let targets = vec![t("192.0.2.10")];
+        let round = dnsbl::run(&dns, &Cache::default(), &zones, &targets, 4).await;
+        let m = Metrics::bare();
+        let (listed, _) = record_round(&m.dns, &dns, &zones, &round).await;
+        assert_eq!(listed, 0);
+        let d = &m.dns;
+        assert_eq!(
+            d.dnsbl_listed
+                .with_label_values(&["192.0.2.10", "testbl"])
+                .get(),
+            0
+        );
+        assert_eq!(d.dnsbl_zone_healthy.with_label_values(&["testbl"]).get(), 0);
+        assert_eq!(
+            d.dnsbl_error
+                .with_label_values(&["192.0.2.10", "untested", "timeout"])
+                .get(),
+            1,
+            "{round:?}"
+        );
+        drop(sock);
+    });
 }
 
 /// GET with Prometheus' scrape timeout header; returns (status, body, elapsed).
@@ -235,8 +354,9 @@ fn probe(addr: &str, path: &str, scrape_timeout: f64) -> (u16, String, Duration)
     (code, body.to_string(), started.elapsed())
 }
 
-fn exporter_end_to_end(stack: &Stack) {
-    let tmp = TempDir::new("dnsbl-exporter");
+/// The exporter's configuration: records of good.dc.test, blacklists testbl, dbl and the silent
+/// zone, all against the shared stack's Unbound; written into `tmp`.
+fn exporter_config(stack: &Stack, tmp: &TempDir) -> PathBuf {
     let dns_port = stack.port("DX_DNS_PORT");
     let cfg = tmp.path().join("deliverability.toml");
     std::fs::write(
@@ -286,7 +406,20 @@ test_entry = false
         ),
     )
     .unwrap();
-    let ex = Exporter::start(&cfg, &[]);
+    cfg
+}
+
+/// The exporter started with [`exporter_config`] on the shared stack.
+fn exporter(tag: &str) -> (Arc<Stack>, TempDir, Exporter) {
+    let stack = stack();
+    let tmp = TempDir::new(tag);
+    let ex = Exporter::start(&exporter_config(&stack, &tmp), &[]);
+    (stack, tmp, ex)
+}
+
+#[test]
+fn the_exporter_has_every_series_from_its_first_scrape() {
+    let (_stack, _tmp, ex) = exporter("dnsbl-first-scrape");
     // Series exist from the first scrape, whether or not a run has finished.
     let s = ex.scrape();
     for (name, labels) in [
@@ -349,6 +482,11 @@ test_entry = false
         .is_none(),
         "domains only in domain zones"
     );
+}
+
+#[test]
+fn the_exporters_scheduled_checks_record_the_records_and_the_listings() {
+    let (_stack, _tmp, ex) = exporter("dnsbl-scheduled");
     let s = ex.wait_for("both checks to run", Duration::from_secs(30), |s| {
         s.value(
             "deliverability_check_last_run_timestamp_seconds",
@@ -453,7 +591,11 @@ test_entry = false
         ex.log_text().contains("listed in a DNS blacklist"),
         "listings are logged"
     );
+}
 
+#[test]
+fn probe_returns_only_the_targets_metrics_within_the_scrape_timeout() {
+    let (_stack, _tmp, ex) = exporter("dnsbl-probe");
     // /probe: only the target's metrics.
     let (code, body, _) = probe(&ex.addr, "/probe?module=dns&target=plusall.dc.test", 5.0);
     assert_eq!(code, 200, "{body}");
@@ -505,9 +647,13 @@ test_entry = false
     );
     let (code, body, _) = probe(&ex.addr, "/probe?module=dns&target=not%20a%20domain", 5.0);
     assert_eq!(code, 400, "{body}");
-    drop(ex);
+}
 
-    // once --only dnsbl prints the blacklist metrics and fails (a target is listed).
+#[test]
+fn once_only_dnsbl_prints_the_blacklist_metrics_and_fails_on_a_listing() {
+    let stack = stack();
+    let tmp = TempDir::new("dnsbl-once");
+    let cfg = exporter_config(&stack, &tmp);
     let out = std::process::Command::new(bin())
         .args([
             "--config.file",

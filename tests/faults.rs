@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::config::{Canary, ConfigBuilder, Dns, Dnsbl, Domain, Provider, Reports, Seed};
 use common::{Exporter, Scrape, Stack, TempDir, bin};
 
 /// Accepts connections and never says a word (a server that hangs before its banner).
@@ -183,34 +184,6 @@ fn scripted_imap_exists_during_fetch() -> (u16, std::sync::Arc<std::sync::Mutex<
     (port, log)
 }
 
-fn provider(name: &str, port: u16, tls: &str, creds: Option<(&str, &str)>, ca: &str) -> String {
-    let c = creds
-        .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
-        .unwrap_or_default();
-    format!(
-        "[[providers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{c}from = \"canary@dx.test\"\nca_file = \"{ca}\"\n\n"
-    )
-}
-
-fn seed(name: &str, address: &str, port: u16, tls: &str, user: &str, pw: &str, ca: &str) -> String {
-    format!(
-        "[[seeds]]\nname = \"{name}\"\naddress = \"{address}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nusername = \"{user}\"\npassword = \"{pw}\"\nca_file = \"{ca}\"\n\n"
-    )
-}
-
-fn write_config(dir: &TempDir, text: &str) -> std::path::PathBuf {
-    let p = dir.path().join("dx.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "[exporter]\nstate_dir = \"{}\"\n\n{text}",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    p
-}
-
 fn fails(s: &Scrape, p: &str, stage: &str, class: &str, code: &str) -> f64 {
     s.sum(
         "deliverability_canary_send_failures_total",
@@ -228,30 +201,27 @@ fn smtp_faults_are_classified_and_a_stopped_postfix_recovers() {
     let st = Stack::start("faults-smtp", &[]);
     let dir = TempDir::new("faults-smtp");
     let ca = st.get("DX_CA_FILE");
-    let mut body = String::from(
-        "[canary]\ninterval = \"2s\"\njitter = 0.0\ndeadline = \"30s\"\nsmtp_timeout = \"1s\"\n\n",
-    );
-    body += &provider("hang", sink(), "none", None, ca);
-    body += &provider("refuse421", scripted_smtp("greeting421"), "none", None, ca);
-    body += &provider("cut", scripted_smtp("cut_at_data"), "none", None, ca);
-    body += &provider(
-        "noreply",
-        scripted_smtp("close_after_message"),
-        "none",
-        None,
-        ca,
-    );
-    body += &provider("postfix", st.port("DX_SMTP_MX_PORT"), "starttls", None, ca);
-    body += &seed(
-        "s1",
-        "seed1@seed.test",
-        st.port("DX_IMAPS_PORT"),
-        "implicit",
-        "seed1@seed.test",
-        "pw-seed1",
-        ca,
-    );
-    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let cfg = ConfigBuilder::new(&dir)
+        .canary(
+            Canary::new()
+                .interval("2s")
+                .jitter(0.0)
+                .deadline("30s")
+                .smtp_timeout("1s"),
+        )
+        .provider(Provider::no_tls("hang", sink()).ca_file(ca))
+        .provider(Provider::no_tls("refuse421", scripted_smtp("greeting421")).ca_file(ca))
+        .provider(Provider::no_tls("cut", scripted_smtp("cut_at_data")).ca_file(ca))
+        .provider(Provider::no_tls("noreply", scripted_smtp("close_after_message")).ca_file(ca))
+        .provider(Provider::starttls("postfix", st.port("DX_SMTP_MX_PORT")).ca_file(ca))
+        .seed(
+            Seed::implicit_tls("s1", st.port("DX_IMAPS_PORT"))
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1")
+                .ca_file(ca),
+        )
+        .write();
+    let e = Exporter::start(&cfg, &[]);
     let s = e.wait_for(
         "every SMTP fault classified",
         Duration::from_secs(30),
@@ -342,36 +312,29 @@ fn imap_faults_show_in_the_watchers_and_a_deleted_folder_comes_back() {
     let dir = TempDir::new("faults-imap");
     let ca = st.get("DX_CA_FILE");
     let imaps = st.port("DX_IMAPS_PORT");
-    let mut body = String::from("[canary]\ninterval = \"1h\"\nimap_timeout = \"2s\"\n\n");
-    body += &provider("postfix", st.port("DX_SMTP_MX_PORT"), "starttls", None, ca);
-    body += &seed(
-        "good",
-        "seed1@seed.test",
-        imaps,
-        "implicit",
-        "seed1@seed.test",
-        "pw-seed1",
-        ca,
-    );
-    body += &seed(
-        "refused",
-        "seed2@seed.test",
-        imaps,
-        "implicit",
-        "denied@seed.test",
-        "pw-denied",
-        ca,
-    );
-    body += &seed(
-        "garbage",
-        "seed3@seed.test",
-        scripted_imap_garbage(),
-        "none",
-        "seed3@seed.test",
-        "pw-seed3",
-        ca,
-    );
-    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let cfg = ConfigBuilder::new(&dir)
+        .canary(Canary::new().interval("1h").imap_timeout("2s"))
+        .provider(Provider::starttls("postfix", st.port("DX_SMTP_MX_PORT")).ca_file(ca))
+        .seed(
+            Seed::implicit_tls("good", imaps)
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1")
+                .ca_file(ca),
+        )
+        .seed(
+            Seed::implicit_tls("refused", imaps)
+                .address("seed2@seed.test")
+                .login("denied@seed.test", "pw-denied")
+                .ca_file(ca),
+        )
+        .seed(
+            Seed::no_tls("garbage", scripted_imap_garbage())
+                .address("seed3@seed.test")
+                .login("seed3@seed.test", "pw-seed3")
+                .ca_file(ca),
+        )
+        .write();
+    let e = Exporter::start(&cfg, &[]);
     let up = |s: &Scrape, seed: &str, folder: &str| {
         s.value(
             "deliverability_imap_up",
@@ -429,18 +392,16 @@ fn imap_faults_show_in_the_watchers_and_a_deleted_folder_comes_back() {
 fn mail_announced_during_a_scan_is_looked_for_at_once_not_at_the_next_idle_refresh() {
     let dir = TempDir::new("faults-exists");
     let (imap, commands) = scripted_imap_exists_during_fetch();
-    let mut body = String::from("[canary]\ninterval = \"1h\"\nimap_timeout = \"2s\"\n\n");
-    body += &provider("nowhere", sink(), "none", None, "");
-    body += &seed(
-        "s",
-        "seed1@seed.test",
-        imap,
-        "none",
-        "seed1@seed.test",
-        "pw",
-        "",
-    );
-    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let cfg = ConfigBuilder::new(&dir)
+        .canary(Canary::new().interval("1h").imap_timeout("2s"))
+        .provider(Provider::no_tls("nowhere", sink()))
+        .seed(
+            Seed::no_tls("s", imap)
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw"),
+        )
+        .write();
+    let e = Exporter::start(&cfg, &[]);
     let start = std::time::Instant::now();
     let searches = || {
         commands
@@ -494,30 +455,16 @@ fn mail_announced_during_a_scan_is_looked_for_at_once_not_at_the_next_idle_refre
 fn dns_faults_servfail_and_truncated_answers() {
     let st = Stack::start("faults-dns", &[]);
     let dir = TempDir::new("faults-dns");
-    let body = format!(
-        r#"[dns]
-nameservers = ["127.0.0.1:{dns}"]
-timeout = "2s"
-
-[[domains]]
-name = "bigspf.faults.test"
-mta_sts = false
-
-[[domains]]
-name = "servfail.test"
-mta_sts = false
-
-[dnsbl]
-ips = ["192.0.2.10"]
-
-[[dnsbl.custom]]
-name = "servfail-list"
-zone = "servfail.test"
-kind = "ip"
-"#,
-        dns = st.port("DX_DNS_PORT")
-    );
-    let cfg = write_config(&dir, &body);
+    let cfg = ConfigBuilder::new(&dir)
+        .dns(Dns::local(st.port("DX_DNS_PORT")).timeout("2s"))
+        .domain(Domain::new("bigspf.faults.test").mta_sts(false))
+        .domain(Domain::new("servfail.test").mta_sts(false))
+        .dnsbl(
+            Dnsbl::new()
+                .ips(&["192.0.2.10"])
+                .custom("servfail-list", "servfail.test", "ip"),
+        )
+        .write();
     let run = |only: &str| {
         let out = Command::new(bin())
             .args(["--config.file"])
@@ -591,10 +538,11 @@ fn dns_a_nameserver_that_stops_answering_then_comes_back() {
     let st = Stack::start("faults-dnsdown", &[]);
     let dir = TempDir::new("faults-dnsdown");
     let dns = st.port("DX_DNS_PORT");
-    let body = format!(
-        "[dns]\nnameservers = [\"127.0.0.1:{dns}\"]\ntimeout = \"1s\"\nattempts = 1\ninterval = \"10s\"\n\n[[domains]]\nname = \"dx.test\"\nmta_sts = false\n"
-    );
-    let e = Exporter::start(&write_config(&dir, &body), &[]);
+    let cfg = ConfigBuilder::new(&dir)
+        .dns(Dns::local(dns).timeout("1s").attempts(1).interval("10s"))
+        .domain(Domain::new("dx.test").mta_sts(false))
+        .write();
+    let e = Exporter::start(&cfg, &[]);
     let spf = |s: &Scrape| {
         s.value(
             "deliverability_dns_check_success",
@@ -672,13 +620,11 @@ fn ledger_reports(state: &Path) -> usize {
 
 /// A configuration that reads DMARC reports from the directory `inbox` every second.
 fn reports_dir_config(dir: &TempDir, inbox: &Path) -> std::path::PathBuf {
-    write_config(
-        dir,
-        &format!(
-            "[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ninterval = \"1h\"\n\n[reports]\ninterval = \"1s\"\n\n[[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{}\"\n",
-            inbox.display()
-        ),
-    )
+    ConfigBuilder::new(dir)
+        .domain(Domain::new("dx.test").mta_sts(false))
+        .dns(Dns::local(9).interval("1h"))
+        .reports(Reports::new().interval("1s").dir_source("dir", inbox))
+        .write()
 }
 
 /// Unmounts the tmpfs of [`tmpfs`] when dropped.

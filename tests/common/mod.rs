@@ -17,6 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Exporter configurations built by name ([`config::ConfigBuilder`]).
+pub mod config;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -42,7 +45,16 @@ impl Stack {
     pub fn start(name: &str, extra_env: &[(&str, &str)]) -> Stack {
         let _g = START.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id();
-        let dir = PathBuf::from(format!("/tmp/dxt-{name}-{pid}"));
+        // A directory of its own for every instance of the process: a `Shared` stack can be
+        // started again while the previous one is still being taken down (its drop runs after
+        // the last holder let go), and must not share (and lose) that one's directory.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = PathBuf::from(if n == 0 {
+            format!("/tmp/dxt-{name}-{pid}")
+        } else {
+            format!("/tmp/dxt-{name}-{pid}-{n}")
+        });
         let _ = std::fs::remove_dir_all(&dir);
         // Spread bases by pid so concurrent test binaries rarely probe the same block.
         let mut base = 30000 + (pid % 1250) as u16 * 12;
