@@ -12,8 +12,9 @@
 //! Three faults, each notifying its cause, never a symptom in its place:
 //! - (c) a provider whose AUTH is refused (a wrong password): `DeliverabilitySMTPAuthFailing`,
 //!   not "cannot send" nor "down";
-//! - (b) a provider whose mail fails DKIM and DMARC at the receiver (From bad.test, not signed):
-//!   `DeliverabilityCanaryDMARCFailing`, and "down" for it is never notified;
+//! - (b) a provider whose mail fails DKIM and DMARC at the receiver (From bad.test, not signed),
+//!   and one that also lands in spam: `DeliverabilityCanaryDMARCFailing`; "down" for them is
+//!   inhibited (Alertmanager shows it suppressed), never notified;
 //! - (a) Postfix stopped: `DeliverabilityProviderCannotSend`, then its resolution after the
 //!   repair; "down" and "lost" for the provider are never notified.
 //! The measured fault-to-notification times are printed (with the shortened timers; the shipped
@@ -58,13 +59,17 @@ fn shorten_for(rules: &str) -> String {
 /// The shipped Alertmanager configuration with its receivers pointed at the webhook and its
 /// timers divided by 60.
 fn routing(hook: &Webhook) -> String {
-    let text = std::fs::read_to_string(
-        common::repo().join("alerts/alertmanager/alertmanager.yml"),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(common::repo().join("alerts/alertmanager/alertmanager.yml"))
+        .unwrap();
     let text = text
-        .replace("http://127.0.0.1:5001/pager", &format!("{}pager", hook.url()))
-        .replace("http://127.0.0.1:5001/tickets", &format!("{}tickets", hook.url()));
+        .replace(
+            "http://127.0.0.1:5001/pager",
+            &format!("{}pager", hook.url()),
+        )
+        .replace(
+            "http://127.0.0.1:5001/tickets",
+            &format!("{}tickets", hook.url()),
+        );
     let mut out = String::new();
     for line in text.lines() {
         let t = line.trim_start();
@@ -125,6 +130,12 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
         1,
     );
     assert!(text.contains("[canary]\ninterval = \"5s\""), "{text}");
+    // Unsigned (DMARC fails) and in spam: "down" for it is the symptom of its DMARC failure.
+    let text = text
+        + &format!(
+            "\n[[providers]]\nname = \"unsigned-spam\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"sender3@dx.test\"\npassword = \"pw-sender3\"\nfrom = \"canary@bad.test\"\nheaders = {{ \"X-DX-Junk\" = \"yes\" }}\n",
+            st.port("DX_SMTP_PLAIN_PORT")
+        );
     std::fs::write(&cfg, text).unwrap();
     let e = Exporter::start(&cfg, &[]);
     prometheus_scrape(&st, "exporter", &e.addr);
@@ -168,17 +179,46 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
         .to_string();
     assert_eq!(
         runbook,
-        format!("http://{}/runbooks#deliverabilitycanarydmarcfailing", e.addr),
+        format!(
+            "http://{}/runbooks#deliverabilitycanarydmarcfailing",
+            e.addr
+        ),
         "the page links the runbook served by the exporter"
     );
     let (code, page) = e.get("/runbooks");
     assert_eq!(code, 200);
     assert!(page.contains("id=\"deliverabilitycanarydmarcfailing\""));
 
-    // The symptoms' timers (down: 15 s here) run out while the causes fire: their alerts are
-    // inhibited, never notified.
-    std::thread::sleep(Duration::from_secs(20));
-    for p in ["wrong-password", "misconfigured"] {
+    hook.wait_for_labels(
+        &[
+            ("alertname", "DeliverabilityCanaryDMARCFailing"),
+            ("provider", "unsigned-spam"),
+        ],
+        "firing",
+        None,
+        WAIT,
+    );
+    // The symptom's timer (down: 20 s here) runs out while the cause fires: Alertmanager holds
+    // the alert, inhibited by the DMARC alert, and never notifies it.
+    let down = common::alerting::wait_am_alert(
+        &st,
+        &[
+            ("alertname", "DeliverabilityProviderDown"),
+            ("provider", "unsigned-spam"),
+        ],
+        |a| a.state == "suppressed" && !a.inhibited_by.is_empty(),
+        "suppressed by its cause",
+        WAIT,
+    );
+    let held = am_alerts(&st);
+    let by: Vec<&str> = held
+        .iter()
+        .filter(|a| down.inhibited_by.contains(&a.fingerprint))
+        .map(|a| a.labels["alertname"].as_str())
+        .collect();
+    assert_eq!(by, ["DeliverabilityCanaryDMARCFailing"], "{held:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    for p in ["wrong-password", "misconfigured", "unsigned-spam"] {
         let names = firing_names(&hook, p);
         for symptom in [
             "DeliverabilityProviderDown",
