@@ -17,6 +17,7 @@
 //!   inhibited (Alertmanager shows it suppressed), never notified;
 //! - (a) Postfix stopped: `DeliverabilityProviderCannotSend`, then its resolution after the
 //!   repair; "down" and "lost" for the provider are never notified.
+//!
 //! The measured fault-to-notification times are printed (with the shortened timers; the shipped
 //! values are in docs/observability.md). Nothing is sent anywhere but 127.0.0.1.
 
