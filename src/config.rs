@@ -25,13 +25,14 @@ pub mod schema;
 mod validate;
 pub mod values;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Problem};
 pub use resolve::relative_to;
 pub use schema::{
-    AuthMechanism, CanaryConfig, Cleanup, CustomZone, DnsConfig, DnsblConfig, DomainConfig,
+    AuthMechanism, CanaryConfig, Cleanup, CustomZone, DnsConfig, DnsblConfig, DomainSpec,
     ExporterConfig, ImapAuth, OAuth2Config, ProviderPreset, ReportSourceSpec, ReportsConfig,
     SourceKind, SourceMapEntry, TlsMode, UnknownDomains, ZoneKind,
 };
@@ -50,7 +51,7 @@ pub struct Config {
     pub canary: CanaryConfig,
     pub providers: Vec<Provider>,
     pub seeds: Vec<Seed>,
-    pub domains: Vec<DomainConfig>,
+    pub domains: Vec<Domain>,
     pub dnsbl: DnsblConfig,
     pub reports: ReportsConfig,
 }
@@ -99,6 +100,78 @@ pub enum SpamFolder {
     /// SPECIAL-USE `\Junk`, else a well-known name.
     Auto,
     Named(String),
+}
+
+/// A sending domain whose DNS records are checked.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    /// As written.
+    pub name: String,
+    pub dkim_selectors: Vec<String>,
+    /// IPs that must pass SPF for this domain (besides sending hosts seen in canaries).
+    pub expected_ips: Vec<IpAddr>,
+    /// Where the MTA-STS policy is fetched from; `None` when `mta_sts = false`.
+    pub mta_sts: Option<MtaSts>,
+}
+
+/// How a domain's MTA-STS policy host is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtaSts {
+    pub port: u16,
+    /// CA certificates trusted besides the web PKI.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Domain {
+    /// A domain that is not in the configuration, checked as a `[[domains]]` entry with only
+    /// its name would be (the `dns` module of `/probe`).
+    pub fn unconfigured(name: String) -> Domain {
+        let spec = DomainSpec {
+            name,
+            dkim_selectors: Vec::new(),
+            expected_ips: Vec::new(),
+            mta_sts: true,
+            mta_sts_ca_file: None,
+            mta_sts_port: None,
+        };
+        resolve::domain(Path::new(""), spec)
+    }
+}
+
+/// Where reports arrive: a `[[reports.sources]]` entry.
+#[derive(Debug, Clone)]
+pub enum ReportSource {
+    Dir(ReportDir),
+    Imap(ReportMailbox),
+}
+
+/// A directory scanned for report files (`kind = "dir"`).
+#[derive(Debug, Clone)]
+pub struct ReportDir {
+    pub name: String,
+    /// Relative to the current directory only when the configuration file's path is.
+    pub path: PathBuf,
+    /// Move read files to `processed/` and `failed/`, or leave them in place.
+    pub move_files: bool,
+}
+
+/// A mailbox folder read for report e-mails over IMAP (`kind = "imap"`).
+#[derive(Debug, Clone)]
+pub struct ReportMailbox {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub auth: ImapAuth,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    pub folder: String,
+    pub processed_folder: Option<String>,
+    pub error_folder: Option<String>,
+    /// Timeout of each IMAP command.
+    pub timeout: Duration,
 }
 
 impl Config {

@@ -1,6 +1,6 @@
 //! From the file as written ([`FileSpec`]) to a complete [`Config`]: presets and defaults
 //! filled in, every path made relative to the configuration file (by [`relative_to`], the one
-//! place that does it).
+//! place that does it), timeouts taken from where they are configured.
 //!
 //! The rules that depend on what was filled in (a provider's host may come from its preset, its
 //! login from the preset's convention) are checked here as it is filled in; the rest are in
@@ -15,12 +15,17 @@ use std::time::Duration;
 use super::error::Problems;
 use super::presets::{self, UsernameRule};
 use super::schema::{
-    AuthMechanism, FileSpec, ImapAuth, ProviderSpec, ReportSourceSpec, ReportsConfig, SeedSpec,
-    SourceKind, TlsMode,
+    AuthMechanism, DomainSpec, FileSpec, ImapAuth, ProviderSpec, ReportSourceSpec, ReportsConfig,
+    SeedSpec, SourceKind, TlsMode,
 };
 use super::validate::{self, check_address, check_host};
 use super::values::{self, Dur, Port, Secret};
-use super::{Config, Provider, Seed, SpamFolder};
+use super::{
+    Config, Domain, MtaSts, Provider, ReportDir, ReportMailbox, ReportSource, Seed, SpamFolder,
+};
+
+/// Port of the MTA-STS policy host when `mta_sts_port` is not set.
+const MTA_STS_PORT: u16 = 443;
 
 /// A path written in the file at `file`: as it is when absolute, else relative to the directory
 /// of that file. Every path the configuration resolves against itself goes through here.
@@ -43,7 +48,7 @@ pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Co
     let seeds = seeds(problems, file, spec.seeds);
     validate::domains(problems, &spec.domains);
     validate::dnsbl(problems, &spec.dnsbl);
-    report_sources(problems, file, &spec.reports);
+    let reports = reports(problems, file, spec.reports, spec.canary.imap_timeout.get());
     Config {
         path: file.to_path_buf(),
         exporter: spec.exporter,
@@ -51,9 +56,9 @@ pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Co
         canary: spec.canary,
         providers,
         seeds,
-        domains: spec.domains,
+        domains: spec.domains.into_iter().map(|d| domain(file, d)).collect(),
         dnsbl: spec.dnsbl,
-        reports: spec.reports,
+        reports,
     }
 }
 
@@ -314,35 +319,92 @@ fn seeds(problems: &mut Problems, file: &Path, specs: Vec<SeedSpec>) -> Vec<Seed
     out
 }
 
-/// `[reports]` and its sources.
-fn report_sources(problems: &mut Problems, file: &Path, r: &ReportsConfig) {
-    validate::reports(problems, r);
-    let mut names = HashSet::new();
-    for (i, s) in r.sources.iter().enumerate() {
-        if !names.insert(s.name.0.clone()) {
-            problems.add(
-                format!("reports.sources[{i}].name"),
-                format!("duplicate source name {:?}", s.name.0),
-            );
-        }
-        report_source(problems, file, i, s);
+/// A `[[domains]]` entry (checked by `validate::domains`).
+pub(super) fn domain(file: &Path, d: DomainSpec) -> Domain {
+    let mta_sts = d.mta_sts.then(|| MtaSts {
+        port: d.mta_sts_port.map_or(MTA_STS_PORT, |p| p.0),
+        ca_file: d.mta_sts_ca_file.as_deref().map(|f| relative_to(file, f)),
+    });
+    Domain {
+        name: d.name,
+        dkim_selectors: d.dkim_selectors,
+        expected_ips: d.expected_ips,
+        mta_sts,
     }
 }
 
-/// `reports.sources[i]`.
-fn report_source(problems: &mut Problems, file: &Path, i: usize, s: &ReportSourceSpec) {
+/// `[reports]`; IMAP sources use the canary's `imap_timeout` for each command.
+fn reports(
+    problems: &mut Problems,
+    file: &Path,
+    r: ReportsConfig<ReportSourceSpec>,
+    imap_timeout: Duration,
+) -> ReportsConfig {
+    validate::reports(problems, &r);
+    let ReportsConfig {
+        enabled,
+        interval,
+        sources,
+        source_map,
+        max_decompressed_bytes,
+        max_records,
+        max_archive_members,
+        unknown_domains,
+        label_limit,
+        ledger_retention,
+    } = r;
+    let mut names = HashSet::new();
+    let sources = sources
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            if !names.insert(s.name.0.clone()) {
+                problems.add(
+                    format!("reports.sources[{i}].name"),
+                    format!("duplicate source name {:?}", s.name.0),
+                );
+            }
+            report_source(problems, file, i, s, imap_timeout)
+        })
+        .collect();
+    ReportsConfig {
+        enabled,
+        interval,
+        sources,
+        source_map,
+        max_decompressed_bytes,
+        max_records,
+        max_archive_members,
+        unknown_domains,
+        label_limit,
+        ledger_retention,
+    }
+}
+
+/// `reports.sources[i]`; `None` when a field it needs is missing.
+fn report_source(
+    problems: &mut Problems,
+    file: &Path,
+    i: usize,
+    s: ReportSourceSpec,
+    imap_timeout: Duration,
+) -> Option<ReportSource> {
     let at = |f: &str| format!("reports.sources[{i}].{f}");
     match s.kind {
         SourceKind::Dir => {
-            match &s.path {
-                None => problems.add(at("path"), "kind = \"dir\" needs the directory in path"),
+            let path = match &s.path {
+                None => {
+                    problems.add(at("path"), "kind = \"dir\" needs the directory in path");
+                    None
+                }
                 Some(p) => {
                     let full = relative_to(file, p);
                     if !full.is_dir() {
                         problems.add(at("path"), format!("{} is not a directory", full.display()));
                     }
+                    Some(full)
                 }
-            }
+            };
             for (f, set) in [
                 ("host", s.host.is_some()),
                 ("username", s.username.is_some()),
@@ -351,9 +413,15 @@ fn report_source(problems: &mut Problems, file: &Path, i: usize, s: &ReportSourc
                     problems.add(at(f), "is only used with kind = \"imap\"");
                 }
             }
+            Some(ReportSource::Dir(ReportDir {
+                name: s.name.0,
+                path: path?,
+                move_files: s.move_files,
+            }))
         }
         SourceKind::Imap => {
-            if s.host.as_deref().is_none_or(|h| check_host(h).is_err()) {
+            let host = s.host.filter(|h| check_host(h).is_ok());
+            if host.is_none() {
                 problems.add(
                     at("host"),
                     "kind = \"imap\" needs the IMAP server's host name",
@@ -368,7 +436,23 @@ fn report_source(problems: &mut Problems, file: &Path, i: usize, s: &ReportSourc
             if s.path.is_some() {
                 problems.add(at("path"), "is only used with kind = \"dir\"");
             }
-            existing_file(problems, at("ca_file"), file, s.ca_file.as_deref());
+            let ca_file = existing_file(problems, at("ca_file"), file, s.ca_file.as_deref());
+            let tls = s.tls.unwrap_or(TlsMode::Implicit);
+            Some(ReportSource::Imap(ReportMailbox {
+                name: s.name.0,
+                host: host?,
+                port: s.port.map_or(imap_port(tls), |p| p.0),
+                tls,
+                username: s.username?,
+                password: s.password?,
+                auth: ImapAuth::Login,
+                ca_file,
+                insecure_skip_verify: false,
+                folder: s.folder,
+                processed_folder: s.processed_folder,
+                error_folder: s.error_folder,
+                timeout: imap_timeout,
+            }))
         }
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::dnsbl_lists;
 use super::error::Problems;
 use super::schema::{
-    CanaryConfig, Cleanup, DnsConfig, DnsblConfig, DomainConfig, ExporterConfig, OAuth2Config,
-    ReportsConfig,
+    CanaryConfig, Cleanup, DnsConfig, DnsblConfig, DomainSpec, ExporterConfig, OAuth2Config,
+    ReportSourceSpec, ReportsConfig,
 };
 
 pub(super) fn exporter(problems: &mut Problems, e: &ExporterConfig) {
@@ -123,7 +123,7 @@ pub(super) fn headers<'a>(
     }
 }
 
-pub(super) fn domains(problems: &mut Problems, domains: &[DomainConfig]) {
+pub(super) fn domains(problems: &mut Problems, domains: &[DomainSpec]) {
     let mut names = HashSet::new();
     for (i, d) in domains.iter().enumerate() {
         if let Err(e) = check_host(&d.name) {
@@ -192,7 +192,7 @@ pub(super) fn dnsbl(problems: &mut Problems, d: &DnsblConfig) {
 }
 
 /// `[reports]` but its sources, which `super::resolve` checks as it resolves them.
-pub(super) fn reports(problems: &mut Problems, r: &ReportsConfig) {
+pub(super) fn reports(problems: &mut Problems, r: &ReportsConfig<ReportSourceSpec>) {
     if r.interval.get() < Duration::from_secs(1) {
         problems.add("reports.interval", "expected at least 1s");
     }
