@@ -28,7 +28,8 @@ use super::{
 const MTA_STS_PORT: u16 = 443;
 
 /// A path written in the file at `file`: as it is when absolute, else relative to the directory
-/// of that file. Every path the configuration resolves against itself goes through here.
+/// of that file. Every path the configuration (and `--web.config.file`) resolves against itself
+/// goes through here.
 /// (`exporter.state_dir` and secrets read from `{ file = "..." }` are used as written, relative
 /// to the working directory, as they always were.)
 pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
