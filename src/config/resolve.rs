@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::error::Problems;
 use super::presets::{self, UsernameRule};
 use super::schema::{
-    AuthMechanism, DomainSpec, FileSpec, ImapAuth, ProviderSpec, ReportSourceSpec, ReportsConfig,
-    SeedSpec, SourceKind, TlsMode,
+    AuthMechanism, DomainSpec, FileSpec, ImapAuth, OAuth2Config, ProviderSpec, ReportSourceSpec,
+    ReportsConfig, SeedSpec, SourceKind, TlsMode,
 };
 use super::validate::{self, check_address, check_host};
 use super::values::{self, Dur, Port, Secret};
@@ -78,6 +78,14 @@ fn existing_file(
         );
     }
     Some(full)
+}
+
+/// An `oauth2` section with its CA file relative to the configuration file.
+fn oauth2(file: &Path, o: Option<OAuth2Config>) -> Option<OAuth2Config> {
+    o.map(|o| OAuth2Config {
+        ca_file: o.ca_file.map(|f| relative_to(file, &f)),
+        ..o
+    })
 }
 
 /// The IMAP port of a TLS mode: 993 for implicit TLS, else 143.
@@ -223,7 +231,7 @@ fn providers(problems: &mut Problems, file: &Path, specs: Vec<ProviderSpec>) -> 
             tls,
             credentials,
             auth,
-            oauth2: p.oauth2,
+            oauth2: oauth2(file, p.oauth2),
             from: p.from,
             from_domain,
             ca_file,
@@ -310,7 +318,7 @@ fn seeds(problems: &mut Problems, file: &Path, specs: Vec<SeedSpec>) -> Vec<Seed
             tls,
             password: s.password,
             auth,
-            oauth2: s.oauth2,
+            oauth2: oauth2(file, s.oauth2),
             ca_file,
             insecure_skip_verify: s.insecure_skip_verify,
             spam_folder,

@@ -568,3 +568,16 @@ fn domains_get_their_mta_sts_options() {
         "a probed domain is checked like a configured one with only its name"
     );
 }
+
+#[test]
+fn oauth2_ca_files_are_relative_to_the_configuration_file_too() {
+    let oauth2 = "oauth2 = { token_url = \"https://oauth2.example.com/token\", client_id = \"id\", refresh_token = \"rt\", ca_file = \"token-ca.pem\" }";
+    let text = format!(
+        "[[providers]]\nname = \"p\"\nhost = \"smtp.example.com\"\nusername = \"u\"\nfrom = \"a@example.com\"\n{oauth2}\n\n\
+         [[seeds]]\nname = \"s\"\naddress = \"s@example.com\"\nhost = \"imap.example.com\"\n{oauth2}\n"
+    );
+    let c = Config::from_str(Path::new("/etc/dx/deliverability.toml"), &text).unwrap();
+    let ca = Some(PathBuf::from("/etc/dx/token-ca.pem"));
+    assert_eq!(c.providers[0].oauth2.as_ref().unwrap().ca_file, ca);
+    assert_eq!(c.seeds[0].oauth2.as_ref().unwrap().ca_file, ca);
+}
