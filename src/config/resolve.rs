@@ -88,6 +88,24 @@ fn oauth2(file: &Path, o: Option<OAuth2Config>) -> Option<OAuth2Config> {
     })
 }
 
+/// A server's host as written or filled in by a preset; a problem at `field` when there is none
+/// (`missing` says what is expected) or it is not a host name.
+fn server_host(
+    problems: &mut Problems,
+    field: String,
+    host: Option<String>,
+    missing: &str,
+) -> String {
+    let Some(h) = host else {
+        problems.add(field, missing);
+        return String::new();
+    };
+    if let Err(e) = check_host(&h) {
+        problems.add(field, e);
+    }
+    h
+}
+
 /// The IMAP port of a TLS mode: 993 for implicit TLS, else 143.
 fn imap_port(tls: TlsMode) -> u16 {
     match tls {
@@ -140,21 +158,12 @@ fn providers(problems: &mut Problems, file: &Path, specs: Vec<ProviderSpec>) -> 
                 TlsMode::Implicit => 465,
                 TlsMode::None => 25,
             });
-        let host = match p.host.clone().or(defaults.as_ref().map(|d| d.host.clone())) {
-            Some(h) => {
-                if let Err(e) = check_host(&h) {
-                    problems.add(at("host"), e);
-                }
-                h
-            }
-            None => {
-                problems.add(
-                    at("host"),
-                    "expected the SMTP server's host name (or a preset)",
-                );
-                String::new()
-            }
-        };
+        let host = server_host(
+            problems,
+            at("host"),
+            p.host.clone().or(defaults.as_ref().map(|d| d.host.clone())),
+            "expected the SMTP server's host name (or a preset)",
+        );
         let from_domain = match check_address(&p.from) {
             Ok(d) => d,
             Err(e) => {
@@ -265,21 +274,12 @@ fn seeds(problems: &mut Problems, file: &Path, specs: Vec<SeedSpec>) -> Vec<Seed
             .map(|p| p.0)
             .or(preset.map(|p| p.1))
             .unwrap_or(imap_port(tls));
-        let host = match s.host.clone().or(preset.map(|p| p.0.to_string())) {
-            Some(h) => {
-                if let Err(e) = check_host(&h) {
-                    problems.add(at("host"), e);
-                }
-                h
-            }
-            None => {
-                problems.add(
-                    at("host"),
-                    "expected the IMAP server's host name (or a preset)",
-                );
-                String::new()
-            }
-        };
+        let host = server_host(
+            problems,
+            at("host"),
+            s.host.clone().or(preset.map(|p| p.0.to_string())),
+            "expected the IMAP server's host name (or a preset)",
+        );
         let auth = s.auth.unwrap_or(if s.oauth2.is_some() {
             ImapAuth::Xoauth2
         } else {
