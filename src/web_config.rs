@@ -28,6 +28,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
 
+use crate::config::relative_to;
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileSpec {
@@ -93,14 +95,6 @@ pub struct WebConfigError {
     pub message: String,
 }
 
-fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
 /// Reads and checks the file.
 pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
     let err = |message: String| WebConfigError {
@@ -113,7 +107,6 @@ pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
     } else {
         serde_norway::from_str(&text).map_err(|e| err(e.to_string()))?
     };
-    let base = path.parent().unwrap_or(Path::new("."));
     for (user, hash) in &spec.basic_auth_users {
         if hash.parse::<bcrypt::HashParts>().is_err() {
             return Err(err(format!(
@@ -138,7 +131,7 @@ pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
     }
     let tls = match spec.tls_server_config {
         None => None,
-        Some(t) => Some(Arc::new(tls_config(base, &t).map_err(err)?)),
+        Some(t) => Some(Arc::new(tls_config(path, &t).map_err(err)?)),
     };
     Ok(WebSettings {
         tls,
@@ -147,10 +140,11 @@ pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
     })
 }
 
-fn tls_config(base: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
+/// `tls_server_config`; its files are relative to the web configuration file at `path`.
+fn tls_config(path: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
     let certs: Vec<CertificateDer<'static>> = match (&t.cert_file, &t.cert) {
         (Some(f), None) => {
-            let f = resolve(base, f);
+            let f = relative_to(path, f);
             CertificateDer::pem_file_iter(&f)
                 .and_then(|i| i.collect())
                 .map_err(|e| format!("tls_server_config.cert_file {}: {e}", f.display()))?
@@ -165,7 +159,7 @@ fn tls_config(base: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
     }
     let key: PrivateKeyDer<'static> = match (&t.key_file, &t.key) {
         (Some(f), None) => {
-            let f = resolve(base, f);
+            let f = relative_to(path, f);
             PrivateKeyDer::from_pem_file(&f)
                 .map_err(|e| format!("tls_server_config.key_file {}: {e}", f.display()))?
         }
@@ -221,7 +215,7 @@ fn tls_config(base: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
         let f = t.client_ca_file.as_ref().ok_or_else(|| {
             format!("tls_server_config: client_auth_type {auth} needs client_ca_file")
         })?;
-        let f = resolve(base, f);
+        let f = relative_to(path, f);
         let mut roots = RootCertStore::empty();
         for c in crate::tls::load_pem_certs(&f).map_err(|e| e.to_string())? {
             roots

@@ -1,8 +1,8 @@
 //! The TOML schema as written by users: every section, its fields and their defaults.
 //!
-//! Unknown fields are errors everywhere (`deny_unknown_fields`). Provider and seed entries are
-//! read here as written (host, port and TLS may come from a preset) and completed by
-//! `super::resolve`.
+//! Unknown fields are errors everywhere (`deny_unknown_fields`). Providers, seeds, domains and
+//! report sources are read here as written (`...Spec`: host, port and TLS may come from a
+//! preset or a default, paths may be relative) and completed by `super::resolve`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::ReportSource;
 use super::values::{Dur, Name, Port, Secret};
 
 #[derive(Debug, Deserialize, Default)]
@@ -26,11 +27,11 @@ pub struct FileSpec {
     #[serde(default)]
     pub seeds: Vec<SeedSpec>,
     #[serde(default)]
-    pub domains: Vec<DomainConfig>,
+    pub domains: Vec<DomainSpec>,
     #[serde(default)]
     pub dnsbl: DnsblConfig,
     #[serde(default)]
-    pub reports: ReportsConfig,
+    pub reports: ReportsConfig<ReportSourceSpec>,
 }
 
 /// `[exporter]`
@@ -279,10 +280,10 @@ pub struct SeedSpec {
     pub enabled: bool,
 }
 
-/// `[[domains]]`: a sending domain whose DNS records are checked.
+/// `[[domains]]` as written: a sending domain whose DNS records are checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DomainConfig {
+pub struct DomainSpec {
     pub name: String,
     #[serde(default)]
     pub dkim_selectors: Vec<String>,
@@ -355,13 +356,14 @@ pub struct CustomZone {
     pub test_entry: bool,
 }
 
-/// `[reports]`
+/// `[reports]`. A source is held as written ([`ReportSourceSpec`]) while the file is read, and
+/// resolved ([`ReportSource`]) in a loaded configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ReportsConfig {
+pub struct ReportsConfig<S = ReportSource> {
     pub enabled: bool,
     pub interval: Dur,
-    pub sources: Vec<ReportSourceSpec>,
+    pub sources: Vec<S>,
     pub source_map: Vec<SourceMapEntry>,
     /// Cap on the decompressed size of one report.
     pub max_decompressed_bytes: u64,
@@ -376,7 +378,7 @@ pub struct ReportsConfig {
     pub ledger_retention: Dur,
 }
 
-impl Default for ReportsConfig {
+impl<S> Default for ReportsConfig<S> {
     fn default() -> Self {
         ReportsConfig {
             enabled: true,
@@ -407,8 +409,8 @@ pub enum SourceKind {
     Dir,
 }
 
-/// `[[reports.sources]]`: where reports arrive. `kind = "dir"` uses `path`; `kind = "imap"`
-/// uses the IMAP fields.
+/// `[[reports.sources]]` as written: where reports arrive. `kind = "dir"` uses `path`;
+/// `kind = "imap"` uses the IMAP fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSourceSpec {

@@ -400,3 +400,184 @@ fn the_shipped_example_is_valid() {
     assert_eq!(c.routes().count(), 8);
     assert_eq!(c.providers[2].credentials.as_ref().unwrap().0, "apikey");
 }
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("dx-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn paths_are_relative_to_the_configuration_file() {
+    let file = Path::new("/etc/dx/deliverability.toml");
+    assert_eq!(
+        relative_to(file, Path::new("ca.pem")),
+        Path::new("/etc/dx/ca.pem")
+    );
+    assert_eq!(
+        relative_to(file, Path::new("../ca.pem")),
+        Path::new("/etc/dx/../ca.pem")
+    );
+    assert_eq!(
+        relative_to(file, Path::new("/srv/ca.pem")),
+        Path::new("/srv/ca.pem")
+    );
+    assert_eq!(
+        relative_to(Path::new("deliverability.toml"), Path::new("ca.pem")),
+        Path::new("ca.pem"),
+        "a file in the working directory"
+    );
+}
+
+#[test]
+fn report_directories_are_resolved_against_the_configuration_file() {
+    let d = TempDir::new("dir-source");
+    std::fs::create_dir_all(d.0.join("inbox")).unwrap();
+    let text = format!(
+        "[[reports.sources]]\nname = \"rel\"\nkind = \"dir\"\npath = \"inbox\"\n\n\
+         [[reports.sources]]\nname = \"abs\"\nkind = \"dir\"\npath = \"{}\"\nmove_files = false\n",
+        d.0.join("inbox").display()
+    );
+    let c = Config::from_str(&d.0.join("deliverability.toml"), &text).unwrap();
+    let dirs: Vec<(&Path, bool)> = c
+        .reports
+        .sources
+        .iter()
+        .map(|s| match s {
+            ReportSource::Dir(r) => (r.path.as_path(), r.move_files),
+            ReportSource::Imap(m) => panic!("{m:?}"),
+        })
+        .collect();
+    let inbox = d.0.join("inbox");
+    assert_eq!(
+        dirs,
+        vec![(inbox.as_path(), true), (inbox.as_path(), false)]
+    );
+    // Relative to the file, not to the working directory: from elsewhere it is not found.
+    let e = Config::from_str(Path::new("/nonexistent-dx/deliverability.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("reports.sources[0].path: /nonexistent-dx/inbox is not a directory"),
+        "{e}"
+    );
+}
+
+fn mailbox(c: &Config, i: usize) -> &ReportMailbox {
+    match &c.reports.sources[i] {
+        ReportSource::Imap(m) => m,
+        ReportSource::Dir(d) => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn report_mailboxes_are_resolved_completely() {
+    let d = TempDir::new("imap-source");
+    std::fs::write(d.0.join("ca.pem"), "").unwrap();
+    let source = |name: &str, extra: &str| {
+        format!(
+            "[[reports.sources]]\nname = \"{name}\"\nkind = \"imap\"\nhost = \"imap.example.com\"\nusername = \"dmarc\"\npassword = \"pw\"\n{extra}\n"
+        )
+    };
+    let text = [
+        "[canary]\nimap_timeout = \"7s\"\n\n".to_string(),
+        source("default", "ca_file = \"ca.pem\""),
+        source("starttls", "tls = \"starttls\""),
+        source("plain", "tls = \"none\""),
+        source("implicit", "tls = \"implicit\""),
+        source(
+            "port",
+            "port = 10993\nfolder = \"Reports\"\nprocessed_folder = \"Done\"",
+        ),
+    ]
+    .concat();
+    let c = Config::from_str(&d.0.join("deliverability.toml"), &text).unwrap();
+    let ports: Vec<(&str, u16, TlsMode)> = (0..5)
+        .map(|i| mailbox(&c, i))
+        .map(|m| (m.name.as_str(), m.port, m.tls))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("default", 993, TlsMode::Implicit),
+            ("starttls", 143, TlsMode::Starttls),
+            ("plain", 143, TlsMode::None),
+            ("implicit", 993, TlsMode::Implicit),
+            ("port", 10993, TlsMode::Implicit),
+        ]
+    );
+    let m = mailbox(&c, 0);
+    assert_eq!(m.ca_file.as_deref(), Some(d.0.join("ca.pem").as_path()));
+    assert_eq!(
+        (m.host.as_str(), m.username.as_str(), m.password.expose()),
+        ("imap.example.com", "dmarc", "pw")
+    );
+    assert_eq!((m.auth, m.insecure_skip_verify), (ImapAuth::Login, false));
+    assert_eq!(m.timeout, Duration::from_secs(7), "canary.imap_timeout");
+    assert_eq!(
+        (m.folder.as_str(), m.processed_folder.as_deref()),
+        ("INBOX", None)
+    );
+    let m = mailbox(&c, 4);
+    assert_eq!(
+        (m.folder.as_str(), m.processed_folder.as_deref()),
+        ("Reports", Some("Done"))
+    );
+    assert_eq!(m.ca_file, None);
+}
+
+#[test]
+fn domains_get_their_mta_sts_options() {
+    let c = Config::from_str(
+        Path::new("/etc/dx/deliverability.toml"),
+        "[[domains]]\nname = \"a.example\"\n\n\
+         [[domains]]\nname = \"b.example\"\nmta_sts_port = 8443\nmta_sts_ca_file = \"sts-ca.pem\"\n\n\
+         [[domains]]\nname = \"c.example\"\nmta_sts = false\nmta_sts_port = 8443\n",
+    )
+    .unwrap();
+    let sts: Vec<Option<MtaSts>> = c.domains.iter().map(|d| d.mta_sts.clone()).collect();
+    assert_eq!(
+        sts,
+        vec![
+            Some(MtaSts {
+                port: 443,
+                ca_file: None
+            }),
+            Some(MtaSts {
+                port: 8443,
+                ca_file: Some(PathBuf::from("/etc/dx/sts-ca.pem"))
+            }),
+            None,
+        ]
+    );
+    assert_eq!(
+        Domain::unconfigured("d.example".into()).mta_sts,
+        sts[0],
+        "a probed domain is checked like a configured one with only its name"
+    );
+}
+
+#[test]
+fn oauth2_ca_files_are_relative_to_the_configuration_file_too() {
+    let oauth2 = "oauth2 = { token_url = \"https://oauth2.example.com/token\", client_id = \"id\", refresh_token = \"rt\", ca_file = \"token-ca.pem\" }";
+    let text = format!(
+        "[[providers]]\nname = \"p\"\nhost = \"smtp.example.com\"\nusername = \"u\"\nfrom = \"a@example.com\"\n{oauth2}\n\n\
+         [[seeds]]\nname = \"s\"\naddress = \"s@example.com\"\nhost = \"imap.example.com\"\n{oauth2}\n"
+    );
+    let c = Config::from_str(Path::new("/etc/dx/deliverability.toml"), &text).unwrap();
+    let ca = Some(PathBuf::from("/etc/dx/token-ca.pem"));
+    assert_eq!(c.providers[0].oauth2.as_ref().unwrap().ca_file, ca);
+    assert_eq!(c.seeds[0].oauth2.as_ref().unwrap().ca_file, ca);
+}

@@ -9,13 +9,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::config::{Config, DomainConfig};
+use crate::config::{Config, Domain};
 use crate::dns::dnsbl::{self, Cache, Outcome, Round, Target, Zone};
 use crate::dns::mta_sts::FetchOptions;
 use crate::dns::records::{self, ChangeLog, DomainInput};
@@ -76,22 +75,9 @@ pub fn build(
     out
 }
 
-/// A path from the configuration, relative to the configuration file's directory.
-fn config_path(config: &Config, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config
-            .path
-            .parent()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|| p.to_path_buf())
-    }
-}
-
 /// What to check for a configured domain: configured selectors and expected IPs plus those
 /// canaries saw (selectors signing for it, sending IPs of the providers sending as it).
-pub fn domain_input(config: &Config, d: &DomainConfig, observed: Option<&Observed>) -> DomainInput {
+pub fn domain_input(config: &Config, d: &Domain, observed: Option<&Observed>) -> DomainInput {
     let domain = d.name.trim_end_matches('.').to_ascii_lowercase();
     let mut selectors: BTreeSet<String> = d
         .dkim_selectors
@@ -118,9 +104,9 @@ pub fn domain_input(config: &Config, d: &DomainConfig, observed: Option<&Observe
         domain,
         selectors: selectors.into_iter().collect(),
         ips: ips.into_iter().collect(),
-        mta_sts: d.mta_sts.then(|| FetchOptions {
-            port: d.mta_sts_port.map(|p| p.0).unwrap_or(443),
-            ca_file: d.mta_sts_ca_file.as_deref().map(|p| config_path(config, p)),
+        mta_sts: d.mta_sts.as_ref().map(|m| FetchOptions {
+            port: m.port,
+            ca_file: m.ca_file.clone(),
             timeout: MTA_STS_TIMEOUT,
         }),
     }

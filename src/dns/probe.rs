@@ -15,7 +15,7 @@ use std::time::Duration;
 use prometheus::{Encoder, TextEncoder};
 use tokio::time::Instant;
 
-use crate::config::{Config, DomainConfig};
+use crate::config::{Config, Domain};
 use crate::dns::check::{self, SharedResolver};
 use crate::dns::dnsbl::{self, Cache, Target};
 use crate::dns::records;
@@ -83,18 +83,7 @@ impl DnsProber {
                     .find(|d| d.name.trim_end_matches('.').eq_ignore_ascii_case(&domain))
                 {
                     Some(d) => check::domain_input(&st.config, d, None),
-                    None => check::domain_input(
-                        &st.config,
-                        &DomainConfig {
-                            name: domain.clone(),
-                            dkim_selectors: Vec::new(),
-                            expected_ips: Vec::new(),
-                            mta_sts: true,
-                            mta_sts_ca_file: None,
-                            mta_sts_port: None,
-                        },
-                        None,
-                    ),
+                    None => check::domain_input(&st.config, &Domain::unconfigured(domain), None),
                 };
                 let mut input = input;
                 if let Some(o) = &mut input.mta_sts {

@@ -8,7 +8,6 @@
 //! for the same reason. A run stops taking new files shortly before its deadline or when
 //! shutdown begins; the rest waits for the next run.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,7 @@ use super::ledger::Ledger;
 use super::names::{Domains, SourceNames};
 use super::pipeline::ScanSummary;
 use super::unpack::Limits;
-use crate::config::{Config, ImapAuth, SourceKind, TlsMode, UnknownDomains};
-use crate::imap::Endpoint;
+use crate::config::{Config, ReportSource, UnknownDomains};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
 static SCAN_LOCK: Mutex<()> = Mutex::new(());
@@ -43,64 +41,20 @@ pub struct ReportsCheck {
 }
 
 impl ReportsCheck {
-    /// The check for `config`, when `[reports]` is enabled and has `dir` sources. Relative
-    /// paths are relative to the configuration file, as validation checked them.
+    /// The check for `config`, when `[reports]` is enabled and has sources.
     pub fn from_config(config: &Config) -> Option<ReportsCheck> {
         let r = &config.reports;
-        let base = config.path.parent().unwrap_or(Path::new(""));
-        let sources: Vec<DirSource> = r
-            .sources
-            .iter()
-            .filter(|s| s.kind == SourceKind::Dir)
-            .filter_map(|s| {
-                let p = s.path.as_ref()?;
-                Some(DirSource {
-                    name: s.name.0.clone(),
-                    path: if p.is_absolute() {
-                        p.clone()
-                    } else {
-                        base.join(p)
-                    },
-                    move_files: s.move_files,
-                })
-            })
-            .collect();
         if !r.enabled {
             return None;
         }
-        let imap_sources: Vec<ImapReportSource> = r
-            .sources
-            .iter()
-            .filter(|s| s.kind == SourceKind::Imap)
-            .filter_map(|s| {
-                Some(ImapReportSource {
-                    name: s.name.0.clone(),
-                    endpoint: Endpoint {
-                        host: s.host.clone()?,
-                        port: s.port.map(|p| p.0).unwrap_or(match s.tls {
-                            Some(TlsMode::Starttls) | Some(TlsMode::None) => 143,
-                            _ => 993,
-                        }),
-                        tls: s.tls.unwrap_or(TlsMode::Implicit),
-                        username: s.username.clone()?,
-                        secret: s.password.clone()?,
-                        auth: ImapAuth::Login,
-                        ca_file: s.ca_file.as_ref().map(|p| {
-                            if p.is_absolute() {
-                                p.clone()
-                            } else {
-                                base.join(p)
-                            }
-                        }),
-                        insecure_skip_verify: false,
-                    },
-                    folder: s.folder.clone(),
-                    processed_folder: s.processed_folder.clone(),
-                    error_folder: s.error_folder.clone(),
-                    timeout: config.canary.imap_timeout.get(),
-                })
-            })
-            .collect();
+        let mut sources = Vec::new();
+        let mut imap_sources = Vec::new();
+        for s in &r.sources {
+            match s {
+                ReportSource::Dir(d) => sources.push(DirSource::from(d)),
+                ReportSource::Imap(m) => imap_sources.push(ImapReportSource::from(m)),
+            }
+        }
         if sources.is_empty() && imap_sources.is_empty() {
             return None;
         }

@@ -22,6 +22,7 @@ use super::count::Counting;
 use super::ledger::{FileEntry, FileOutcome, Ledger, LedgerError, file_key};
 use super::pipeline::{Origin, ScanSummary, commit, count_errors};
 use super::unpack::{Limits, read_path};
+use crate::config::ReportDir;
 use crate::state::StateDir;
 
 /// Files read between two saves of the ledger.
@@ -35,6 +36,16 @@ pub struct DirSource {
     pub name: String,
     pub path: PathBuf,
     pub move_files: bool,
+}
+
+impl From<&ReportDir> for DirSource {
+    fn from(d: &ReportDir) -> DirSource {
+        DirSource {
+            name: d.name.clone(),
+            path: d.path.clone(),
+            move_files: d.move_files,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

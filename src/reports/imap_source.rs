@@ -20,6 +20,7 @@ use super::count::Counting;
 use super::ledger::Ledger;
 use super::pipeline::{Origin, ScanSummary, commit, count_errors};
 use super::unpack::{Limits, Outcome, read_bytes};
+use crate::config::ReportMailbox;
 use crate::imap::{self, Endpoint, Filing, ImapError, ImapErrorKind, ImapSession, step};
 use crate::state::StateDir;
 
@@ -34,6 +35,28 @@ pub struct ImapReportSource {
     pub processed_folder: Option<String>,
     pub error_folder: Option<String>,
     pub timeout: Duration,
+}
+
+impl From<&ReportMailbox> for ImapReportSource {
+    fn from(m: &ReportMailbox) -> ImapReportSource {
+        ImapReportSource {
+            name: m.name.clone(),
+            endpoint: Endpoint {
+                host: m.host.clone(),
+                port: m.port,
+                tls: m.tls,
+                username: m.username.clone(),
+                secret: m.password.clone(),
+                auth: m.auth,
+                ca_file: m.ca_file.clone(),
+                insecure_skip_verify: m.insecure_skip_verify,
+            },
+            folder: m.folder.clone(),
+            processed_folder: m.processed_folder.clone(),
+            error_folder: m.error_folder.clone(),
+            timeout: m.timeout,
+        }
+    }
 }
 
 /// Runs a piece of counting work under the process-wide scan lock.
