@@ -89,6 +89,20 @@ fn routing(hook: &Webhook) -> String {
     out
 }
 
+/// The shipped routing with only the receivers pointed at the webhook (timers as shipped).
+fn routing_as_shipped(hook: &Webhook) -> String {
+    std::fs::read_to_string(common::repo().join("alerts/alertmanager/alertmanager.yml"))
+        .unwrap()
+        .replace(
+            "http://127.0.0.1:5001/pager",
+            &format!("{}pager", hook.url()),
+        )
+        .replace(
+            "http://127.0.0.1:5001/tickets",
+            &format!("{}tickets", hook.url()),
+        )
+}
+
 fn firing_names(hook: &Webhook, provider: &str) -> Vec<String> {
     hook.alerts(&[("provider", provider)], Some("firing"))
         .into_iter()
@@ -310,4 +324,105 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
         resolved.at - repair
     );
     assert!(Path::new(&cfg).exists());
+}
+
+/// The outage page with the shipped timers: `for:` as shipped, the shipped routing (group_wait
+/// 30s, group_interval 1m), canaries every 5 minutes with the retries after 30 s, 1 min and
+/// 2 min. Takes about 10-15 minutes: run by hand to check the table of docs/observability.md,
+/// `cargo test --test alerting -- --ignored --nocapture`. (The stack's Prometheus scrapes and
+/// evaluates every second, faster than the 1m the table assumes.)
+#[test]
+#[ignore]
+fn the_outage_page_with_the_shipped_timers() {
+    let hook = Webhook::start();
+    let dir = TempDir::new("alerting-shipped");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::copy(
+        common::repo().join("alerts/canary.yml"),
+        rules.join("canary.yml"),
+    )
+    .unwrap();
+    let am = dir.path().join("alertmanager.yml");
+    std::fs::write(&am, routing_as_shipped(&hook)).unwrap();
+    let rules_glob = rules.join("*.yml");
+    let st = Stack::start(
+        "alerting-shipped",
+        &[
+            ("DX_AM_CONFIG", am.to_str().unwrap()),
+            ("DX_PROM_RULES", rules_glob.to_str().unwrap()),
+        ],
+    );
+    let cfg = dir.path().join("dx.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[exporter]
+state_dir = "{state}"
+
+[canary]
+interval = "5m"
+
+[[providers]]
+name = "good"
+host = "127.0.0.1"
+port = {submit}
+tls = "starttls"
+username = "sender1@dx.test"
+password = "pw-sender1"
+from = "canary@dx.test"
+ca_file = "{ca}"
+
+[[seeds]]
+name = "seed1"
+address = "seed1@seed.test"
+host = "127.0.0.1"
+port = {imaps}
+tls = "implicit"
+password = "pw-seed1"
+ca_file = "{ca}"
+"#,
+            state = dir.path().join("state").display(),
+            submit = st.port("DX_SMTP_SUBMIT_PORT"),
+            imaps = st.port("DX_IMAPS_PORT"),
+            ca = st.get("DX_CA_FILE"),
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&cfg, &[]);
+    prometheus_scrape(&st, "exporter", &e.addr);
+    e.wait_for("the first canary sent", Duration::from_secs(120), |s| {
+        s.sum("deliverability_canary_sent_total", &[]) >= 1.0
+    });
+    let fault = Instant::now();
+    st.ctl(&["stop", "postfix"]);
+    let s = e.wait_for("a failed send", Duration::from_secs(400), |s| {
+        s.sum("deliverability_smtp_failures_total", &[]) >= 1.0
+    });
+    let first_failure = Instant::now();
+    let _ = s;
+    let page = hook.wait_for_labels(
+        &[("alertname", "DeliverabilityProviderCannotSend")],
+        "firing",
+        None,
+        Duration::from_secs(600),
+    );
+    println!(
+        "Postfix stopped -> first failed send {:.0?} -> page {:.0?} after the first failed send",
+        first_failure - fault,
+        page.at - first_failure
+    );
+    let repair = Instant::now();
+    st.ctl(&["start", "postfix"]);
+    let resolved = hook.wait_for_labels(
+        &[("alertname", "DeliverabilityProviderCannotSend")],
+        "resolved",
+        Some(repair),
+        Duration::from_secs(600),
+    );
+    let retries = e.scrape().sum("deliverability_canary_retries_total", &[]);
+    println!(
+        "Postfix started -> resolved notified {:.0?} after the repair ({retries} retries so far)",
+        resolved.at - repair
+    );
 }
