@@ -466,31 +466,52 @@ pub fn promtool_check_metrics(text: &str) -> String {
 }
 
 /// Delivers a message over plain SMTP without AUTH (the stack's MX port: a receiver's port 25).
+/// A temporary refusal (4xx: rspamd, the milter, still busy on a loaded machine answers 451) is
+/// retried as a real sending MTA would, for at most 60 s; anything else fails the test.
 pub fn smtp_deliver(port: u16, from: &str, to: &str, msg: &[u8]) {
+    let start = Instant::now();
+    loop {
+        match smtp_try(port, from, to, msg) {
+            Ok(()) => return,
+            Err(reply) if reply.starts_with('4') && start.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(reply) => panic!("SMTP delivery to {to} refused: {reply:?}"),
+        }
+    }
+}
+
+/// One SMTP transaction; `Err` with the reply that was not the one expected.
+fn smtp_try(port: u16, from: &str, to: &str, msg: &[u8]) -> Result<(), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut expect = |code: &str| loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) == Some(&b' ') {
-            break;
+    let mut expect = |code: &str| -> Result<(), String> {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if !line.starts_with(code) {
+                return Err(line);
+            }
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return Ok(());
+            }
         }
     };
-    expect("220");
+    expect("220")?;
     s.write_all(b"EHLO test.example\r\n").unwrap();
-    expect("250");
+    expect("250")?;
     write!(s, "MAIL FROM:<{from}>\r\n").unwrap();
-    expect("250");
+    expect("250")?;
     write!(s, "RCPT TO:<{to}>\r\n").unwrap();
-    expect("250");
+    expect("250")?;
     s.write_all(b"DATA\r\n").unwrap();
-    expect("354");
+    expect("354")?;
     s.write_all(msg).unwrap();
     s.write_all(b"\r\n.\r\n").unwrap();
-    expect("250");
-    s.write_all(b"QUIT\r\n").unwrap();
+    expect("250")?;
+    let _ = s.write_all(b"QUIT\r\n");
+    Ok(())
 }
 
 /// Renders the demo's configuration for this stack, with an extra failing provider.
