@@ -61,8 +61,10 @@ for msg in messages:
             with smtplib.SMTP("127.0.0.1", int(env["DX_SMTP_MX_PORT"]), timeout=20) as s:
                 s.send_message(msg)
             break
-        except smtplib.SMTPResponseException as e:
-            if 400 <= e.smtp_code < 500 and time.time() < retry_until:
+        except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as e:
+            codes = ([c for c, _ in e.recipients.values()]
+                     if isinstance(e, smtplib.SMTPRecipientsRefused) else [e.smtp_code])
+            if all(400 <= c < 500 for c in codes) and time.time() < retry_until:
                 time.sleep(0.5)
                 continue
             raise
