@@ -56,15 +56,18 @@ impl Stack {
             format!("/tmp/dxt-{name}-{pid}-{n}")
         });
         let _ = std::fs::remove_dir_all(&dir);
-        // Spread bases by pid so concurrent test binaries rarely probe the same block.
-        let mut base = 30000 + (pid % 1250) as u16 * 12;
+        // Spread bases by pid so concurrent test binaries rarely probe the same block. The
+        // blocks lie below Linux's ephemeral port range (32768-60999): an outgoing connection
+        // of any process may take a port there, and then a service stopped by a test (Postfix
+        // for an outage) could not bind its port again.
+        let mut base = 12000 + (pid % 1700) as u16 * 12;
         let mut tries = 0;
         while !port_block_free(base) {
-            base = if base > 44976 { 30000 } else { base + 12 };
+            base = if base > 32376 { 12000 } else { base + 12 };
             tries += 1;
             assert!(
                 tries < 2000,
-                "no block of 12 free ports on 127.0.0.1 between 30000 and 45000"
+                "no block of 12 free ports on 127.0.0.1 between 12000 and 32400"
             );
         }
         let out = Command::new(repo().join("scripts/stack"))
