@@ -251,7 +251,12 @@ fn tls_with_basic_auth_and_reload_on_change() {
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(!String::from_utf8_lossy(&buf).contains("deliverability_build_info"));
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(!answer.contains("deliverability_build_info"));
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("HTTP request to an HTTPS server"),
+        "{answer}"
+    );
 
     // The file changes: basic auth removed; the next connection sees it.
     std::thread::sleep(Duration::from_millis(20));
