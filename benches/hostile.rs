@@ -13,8 +13,10 @@
 //! While the flood lasts, a right-credential client scrapes /metrics (a new connection each
 //! time, one at a time, 5 ms apart) and the figures are: scrapes answered 200 with the
 //! metrics, p50, p99 and max latency, and the exporter's RSS before and during the flood
-//! (with the growth per flood connection). Every flood is bounded in connections and in
-//! time, and everything goes to 127.0.0.1.
+//! (with the growth per flood connection open at the RSS sample). This exporter runs with
+//! `--web.header-timeout 60s` so that its header timeout doesn't thin out a flood while it is
+//! measured (blackbox_exporter has none). Every flood is bounded in connections and in time,
+//! and everything goes to 127.0.0.1.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -293,6 +295,10 @@ fn start(kind: Kind, s: &Setup, tls: bool, exporter: &Path) -> Running {
                 &addr,
                 "--log.level",
                 "error",
+                // The default 10 s would close the flood's first connections while the
+                // rows measure: keep them all open, as blackbox_exporter does.
+                "--web.header-timeout",
+                "60s",
             ]);
             c
         }
@@ -540,6 +546,7 @@ fn measure(kind: Kind, f: Flood, s: &Setup, exporter: &Path) -> Row {
         500
     }));
     let rss_during = rss_kib(pid);
+    let open_at_rss = run.still_open();
     let mut times = Vec::with_capacity(SCRAPES);
     let mut ok = 0;
     for _ in 0..SCRAPES {
@@ -561,9 +568,10 @@ fn measure(kind: Kind, f: Flood, s: &Setup, exporter: &Path) -> Row {
         Flood::None => String::new(),
         Flood::SlowHeaders(_) | Flood::HalfHello(_) | Flood::WholeHello(_) => {
             format!(
-                "{} of {} still open after the scrapes",
-                thousands(open),
-                thousands(n)
+                "{} of {} open at the RSS sample, {} after the scrapes",
+                thousands(open_at_rss),
+                thousands(n),
+                thousands(open)
             )
         }
         Flood::Guessers(_) => format!("{answered} guesses answered meanwhile"),
@@ -578,7 +586,8 @@ fn measure(kind: Kind, f: Flood, s: &Setup, exporter: &Path) -> Row {
         max: *times.last().unwrap(),
         rss_before,
         rss_during,
-        per_conn: (n > 0).then(|| (rss_during.saturating_sub(rss_before) * 1024) as f64 / n as f64),
+        per_conn: (open_at_rss > 0)
+            .then(|| (rss_during.saturating_sub(rss_before) * 1024) as f64 / open_at_rss as f64),
         note,
     }
 }
