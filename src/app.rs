@@ -26,6 +26,9 @@ pub struct Options {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub max_connections: usize,
+    /// `None`: from the file descriptor limit ([`server::default_max_open_connections`]).
+    pub max_open_connections: Option<usize>,
+    pub max_probes: usize,
     pub header_timeout: Duration,
     pub web_config_file: Option<PathBuf>,
 }
@@ -43,6 +46,21 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
 
 /// Runs until SIGTERM or SIGINT. Errors are start-up failures, already worded for the user.
 pub async fn run(opts: Options) -> Result<(), String> {
+    let fds = server::raise_fd_limit();
+    let default_open = server::default_max_open_connections(fds);
+    let max_open_connections = match opts.max_open_connections {
+        Some(n) if n > default_open => {
+            tracing::warn!(
+                requested = n,
+                fd_limit = fds,
+                using = default_open,
+                "--web.max-open-connections is above what the file descriptor limit allows"
+            );
+            default_open
+        }
+        Some(n) => n,
+        None => default_open,
+    };
     let metrics = Arc::new(Metrics::new());
     let clock = Clock::system();
     let config = Arc::new(Config::load(&opts.config_file).map_err(|e| e.to_string())?);
@@ -91,6 +109,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         app.clone(),
         ServerOptions {
             max_connections: opts.max_connections,
+            max_open_connections,
+            max_probes: opts.max_probes,
             header_read_timeout: opts.header_timeout,
         },
         shutdown.clone(),
@@ -117,7 +137,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     };
     let mut scheduler = start(&config);
     app.ready.store(true, Ordering::SeqCst);
-    tracing::info!(address = %local, telemetry_path = %opts.telemetry_path, config = %opts.config_file.display(), version = crate::metrics::VERSION, "listening");
+    tracing::info!(address = %local, telemetry_path = %opts.telemetry_path, config = %opts.config_file.display(), version = crate::metrics::VERSION, fd_limit = fds, max_open_connections, "listening");
 
     let mut hup = signal(SignalKind::hangup())
         .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;

@@ -56,12 +56,27 @@ struct Cli {
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
 
-    /// Maximum number of HTTP connections served at once.
+    /// Maximum number of HTTP requests handled at once, and of TLS handshakes in progress at
+    /// once (the oldest handshake is dropped for a new one). Idle and slow connections don't
+    /// count: see --web.max-open-connections.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_connections: u32,
 
-    /// How long a client may take to send a request's headers before the connection is
-    /// closed (slow clients hold a connection slot at most this long).
+    /// Maximum number of HTTP connections open at once, served or still sending their
+    /// request; past it, the one that has waited longest without finishing its request
+    /// headers is closed to make room. Default: the file descriptor limit (raised to the hard
+    /// limit at start-up) less 256.
+    #[arg(long = "web.max-open-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_open_connections: Option<u32>,
+
+    /// Maximum number of /probe requests running at once; more are answered 503 with
+    /// Retry-After at once.
+    #[arg(long = "web.max-probes", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_probes: u32,
+
+    /// How long a client may take, from connecting, to send a request's headers (and finish
+    /// its TLS handshake) before the connection is closed; also how long it may take to read
+    /// the response.
     #[arg(long = "web.header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     header_timeout: std::time::Duration,
 
@@ -137,6 +152,8 @@ fn main() -> ExitCode {
                 telemetry_path: cli.telemetry_path,
                 enable_lifecycle: cli.enable_lifecycle,
                 max_connections: cli.max_connections as usize,
+                max_open_connections: cli.max_open_connections.map(|n| n as usize),
+                max_probes: cli.max_probes as usize,
                 header_timeout: cli.header_timeout,
                 web_config_file: cli.web_config_file,
             };

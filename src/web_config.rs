@@ -15,9 +15,11 @@
 //! The file is checked at start-up (a bad file stops the exporter with the reason) and looked
 //! at again on every new connection: when it changed, it is read again; a change that doesn't
 //! load is logged and the previous settings stay. Successful password checks are cached by a
-//! SHA-256 of the credentials, as the toolkit does, so bcrypt's cost is paid once per client.
+//! SHA-256 of the credentials, as the toolkit does, so bcrypt's cost is paid once per client;
+//! a cached client is answered at once, while unverified passwords (guesses among them) wait
+//! for one of a few bcrypt slots and never hold up anyone else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -29,6 +31,7 @@ use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
 
 use crate::config::relative_to;
+use crate::metrics::http::AuthFailure;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -261,7 +264,9 @@ fn tls_config(path: &Path, t: &TlsSpec) -> Result<ServerConfig, String> {
 pub struct WebConfig {
     path: PathBuf,
     current: Mutex<(Option<Stamp>, Arc<WebSettings>)>,
-    verified: Mutex<HashMap<[u8; 32], ()>>,
+    verified: Mutex<HashSet<[u8; 32]>>,
+    /// bcrypt runs at once ([`WebConfig::verifiers`]).
+    verify_slots: tokio::sync::Semaphore,
 }
 
 /// When and how big the file was when last read.
@@ -279,7 +284,8 @@ impl WebConfig {
         Ok(WebConfig {
             path: path.to_path_buf(),
             current: Mutex::new((stamp(path), Arc::new(settings))),
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashSet::new()),
+            verify_slots: tokio::sync::Semaphore::new(WebConfig::verifiers()),
         })
     }
 
@@ -306,54 +312,89 @@ impl WebConfig {
         cur.1.clone()
     }
 
-    /// Checks an `Authorization` header against `basic_auth_users`. `true` when no users are
+    /// Checks an `Authorization` header against `basic_auth_users`; `Ok` when no users are
     /// configured.
-    pub fn authorized(&self, settings: &WebSettings, header: Option<&str>) -> bool {
+    ///
+    /// Credentials verified before are answered from the cache at once, never behind a bcrypt
+    /// run. Others are verified by bcrypt on the blocking pool, at most [`WebConfig::verifiers`]
+    /// at a time: password guesses queue here, each holding only its own connection, while
+    /// cached clients and every other request go on.
+    pub async fn authorize(
+        &self,
+        settings: &WebSettings,
+        header: Option<&str>,
+    ) -> Result<(), AuthFailure> {
         if settings.users.is_empty() {
-            return true;
+            return Ok(());
         }
-        let Some((user, pass)) = header.and_then(parse_basic) else {
-            return false;
+        let header = header.ok_or(AuthFailure::Missing)?;
+        let (user, pass) = parse_basic(header).ok_or(AuthFailure::Malformed)?;
+        // An unknown user costs a bcrypt run all the same, so users can't be told apart by
+        // timing.
+        let (hash, known) = match settings.users.get(&user) {
+            Some(h) => (h.clone(), true),
+            None => (UNKNOWN_USER_HASH.to_string(), false),
         };
-        let Some(hash) = settings.users.get(&user) else {
-            // Spend the same time as a real check so users can't be probed by timing.
-            let _ = bcrypt::verify(
-                &pass,
-                "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DSmn8mG1kEmSXo1DDXkGi",
-            );
-            return false;
-        };
-        let key: [u8; 32] = {
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            for part in [
-                user.as_bytes(),
-                b"\0",
-                hash.as_bytes(),
-                b"\0",
-                pass.as_bytes(),
-            ] {
-                ctx.update(part);
-            }
-            ctx.finish().as_ref().try_into().unwrap_or([0; 32])
-        };
-        if self
-            .verified
+        let key = cache_key(&user, &hash, &pass);
+        if known && self.is_verified(&key) {
+            return Ok(());
+        }
+        let _slot = self
+            .verify_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // The same credentials may have been verified while this one waited.
+        if known && self.is_verified(&key) {
+            return Ok(());
+        }
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        if !(ok && known) {
+            return Err(AuthFailure::Wrong);
+        }
+        let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() >= 1024 {
+            v.clear();
+        }
+        v.insert(key);
+        Ok(())
+    }
+
+    /// How many bcrypt verifications run at once: half the CPUs, 1 to 4.
+    pub fn verifiers() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .clamp(1, 4)
+    }
+
+    fn is_verified(&self, key: &[u8; 32]) -> bool {
+        self.verified
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&key)
-        {
-            return true;
-        }
-        let ok = bcrypt::verify(&pass, hash).unwrap_or(false);
-        if ok {
-            let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if v.len() >= 1024 {
-                v.clear();
-            }
-            v.insert(key, ());
-        }
-        ok
+            .contains(key)
     }
+}
+
+/// A bcrypt hash of no password anyone knows, checked for unknown users.
+const UNKNOWN_USER_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DSmn8mG1kEmSXo1DDXkGi";
+
+/// The cache key of verified credentials: a SHA-256 of user, hash and password, so the
+/// password itself is never kept and a changed hash is verified again.
+fn cache_key(user: &str, hash: &str, pass: &str) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [
+        user.as_bytes(),
+        b"\0",
+        hash.as_bytes(),
+        b"\0",
+        pass.as_bytes(),
+    ] {
+        ctx.update(part);
+    }
+    ctx.finish().as_ref().try_into().unwrap_or([0; 32])
 }
 
 fn parse_basic(h: &str) -> Option<(String, String)> {
@@ -380,8 +421,8 @@ mod tests {
         p
     }
 
-    #[test]
-    fn basic_auth_checks_bcrypt_and_caches() {
+    #[tokio::test]
+    async fn basic_auth_checks_bcrypt_and_caches() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let p = write("auth", &format!("basic_auth_users:\n  prom: {hash}\n"));
         let w = WebConfig::open(&p).unwrap();
@@ -393,12 +434,62 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         };
-        assert!(w.authorized(&s, Some(&hdr("prom", "s3cret"))));
-        assert!(w.authorized(&s, Some(&hdr("prom", "s3cret"))), "cached");
-        assert!(!w.authorized(&s, Some(&hdr("prom", "wrong"))));
-        assert!(!w.authorized(&s, Some(&hdr("nobody", "s3cret"))));
-        assert!(!w.authorized(&s, None));
-        assert!(!w.authorized(&s, Some("Bearer x")));
+        assert_eq!(w.authorize(&s, Some(&hdr("prom", "s3cret"))).await, Ok(()));
+        assert!(w.is_verified(&cache_key("prom", &s.users["prom"], "s3cret")));
+        assert_eq!(
+            w.authorize(&s, Some(&hdr("prom", "s3cret"))).await,
+            Ok(()),
+            "cached"
+        );
+        assert_eq!(
+            w.authorize(&s, Some(&hdr("prom", "wrong"))).await,
+            Err(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            w.authorize(&s, Some(&hdr("nobody", "s3cret"))).await,
+            Err(AuthFailure::Wrong)
+        );
+        assert_eq!(w.authorize(&s, None).await, Err(AuthFailure::Missing));
+        assert_eq!(
+            w.authorize(&s, Some("Bearer x")).await,
+            Err(AuthFailure::Malformed)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_client_does_not_wait_behind_guesses() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let p = write("guess", &format!("basic_auth_users:\n  prom: {hash}\n"));
+        let w = std::sync::Arc::new(WebConfig::open(&p).unwrap());
+        let s = w.settings();
+        use base64::Engine as _;
+        let hdr = |u: &str, p: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        };
+        assert_eq!(w.authorize(&s, Some(&hdr("prom", "s3cret"))).await, Ok(()));
+        // Every bcrypt slot busy (held here, as by long-running guesses).
+        let busy = w
+            .verify_slots
+            .acquire_many(WebConfig::verifiers() as u32)
+            .await
+            .unwrap();
+        let guess = {
+            let (w, s, h) = (w.clone(), s.clone(), hdr("prom", "guess"));
+            tokio::spawn(async move { w.authorize(&s, Some(&h)).await })
+        };
+        // The cached client is answered; a timeout here means it waited for a slot.
+        let cached = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            w.authorize(&s, Some(&hdr("prom", "s3cret"))),
+        )
+        .await;
+        assert_eq!(cached, Ok(Ok(())));
+        assert!(!guess.is_finished(), "a guess waits for a bcrypt slot");
+        drop(busy);
+        assert_eq!(guess.await.unwrap(), Err(AuthFailure::Wrong));
     }
 
     #[test]

@@ -251,7 +251,12 @@ fn tls_with_basic_auth_and_reload_on_change() {
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(!String::from_utf8_lossy(&buf).contains("deliverability_build_info"));
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(!answer.contains("deliverability_build_info"));
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("HTTP request to an HTTPS server"),
+        "{answer}"
+    );
 
     // The file changes: basic auth removed; the next connection sees it.
     std::thread::sleep(Duration::from_millis(20));
@@ -310,5 +315,202 @@ fn a_bad_web_config_stops_start_up_with_the_reason() {
     assert!(
         err.contains("basic_auth_users.prom: expected a bcrypt hash"),
         "{err}"
+    );
+}
+
+/// The first flight of a real TLS client: its ClientHello.
+fn client_hello(dir: &Path) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
+#[test]
+fn a_flood_of_half_finished_tls_handshakes_does_not_hold_up_a_scrape() {
+    let dir = TempDir::new("webtlsflood");
+    make_pki(dir.path());
+    let hash = bcrypt::hash("right-password", 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prom: {hash}\n")).unwrap();
+    // Four handshakes at once at most; a header timeout longer than the test.
+    let e = Exporter::start(
+        &config(&dir),
+        &[
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--web.max-connections",
+            "4",
+            "--web.header-timeout",
+            "60s",
+        ],
+    );
+    let hello = client_hello(dir.path());
+    // 150 send half a ClientHello and wait; 150 send all of it and never answer the server.
+    let flood: Vec<TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = TcpStream::connect(&e.addr).unwrap();
+            let n = if i % 2 == 0 {
+                hello.len() / 2
+            } else {
+                hello.len()
+            };
+            s.write_all(&hello[..n]).unwrap();
+            s
+        })
+        .collect();
+    let scrape = || {
+        let (code, body) = https_get(
+            &e.addr,
+            dir.path(),
+            "/metrics",
+            Some("prom:right-password"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("deliverability_build_info"), "{body}");
+        let s = common::Scrape(body);
+        let open = s
+            .value("deliverability_http_connections_open", &[])
+            .unwrap();
+        // All 300 were accepted before this scrape's connection; the half ClientHellos wait.
+        assert!(open >= 150.0, "connections open during the scrape: {open}");
+        s.value(
+            "deliverability_http_connections_dropped_total",
+            &[("reason", "shed")],
+        )
+        .unwrap()
+    };
+    for _ in 0..3 {
+        scrape();
+    }
+    // The complete ClientHellos beyond four handshakes at once are shed as the exporter
+    // reads them; scrapes are served throughout.
+    let start = std::time::Instant::now();
+    while scrape() < 146.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "complete ClientHellos beyond 4 handshakes at once are shed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(flood);
+}
+
+/// A plain-HTTP GET with basic auth; the status and body.
+fn get_with_auth(addr: &str, path: &str, user_pass: &str) -> (u16, String) {
+    use base64::Engine as _;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\n",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+#[test]
+fn password_guessers_do_not_starve_the_right_client() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = TempDir::new("webguess");
+    let hash = bcrypt::hash("right-password", 8).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  prom: {hash}\n")).unwrap();
+    let e = Exporter::start(&config(&dir), &["--web.config.file", web.to_str().unwrap()]);
+    // The right client, verified once (and cached from then on).
+    assert_eq!(
+        get_with_auth(&e.addr, "/metrics", "prom:right-password").0,
+        200
+    );
+
+    // 32 clients guessing distinct passwords until told to stop (at most 60 s, 200 each).
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let guessers: Vec<_> = (0..32)
+        .map(|g| {
+            let (addr, stop, refused) = (e.addr.clone(), stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                for i in 0..200 {
+                    if stop.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    if start.elapsed() > Duration::from_secs(60) {
+                        return false;
+                    }
+                    let (code, _) =
+                        get_with_auth(&addr, "/metrics", &format!("prom:wr0ng-{g}-{i}"));
+                    assert_eq!(code, 401);
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+                false
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let (code, body) = get_with_auth(&e.addr, "/metrics", "prom:right-password");
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("deliverability_build_info"), "{body}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let lasted = guessers.into_iter().all(|g| g.join().unwrap());
+    assert!(
+        lasted,
+        "every guesser was still guessing when the right client's scrapes were done"
+    );
+    // Every refused guess was counted, under no user name.
+    let (code, body) = get_with_auth(&e.addr, "/metrics", "prom:right-password");
+    assert_eq!(code, 200);
+    let s = common::Scrape(body);
+    let wrong = s
+        .value(
+            "deliverability_http_auth_failures_total",
+            &[("reason", "wrong")],
+        )
+        .unwrap();
+    assert!(refused.load(Ordering::SeqCst) > 0);
+    assert!(wrong >= refused.load(Ordering::SeqCst) as f64, "{wrong}");
+    assert!(
+        s.samples("deliverability_http_auth_failures_total")
+            .iter()
+            .all(|(l, _)| l.keys().all(|k| k == "reason")),
+        "{}",
+        s.0
+    );
+    assert!(
+        !e.log_text().contains("wr0ng-"),
+        "a password in the log:\n{}",
+        e.log_text()
+            .lines()
+            .filter(|l| l.contains("wr0ng-"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -74,7 +74,10 @@ impl DnsProber {
         let ok = match module {
             "dns" => {
                 let Some(Target::Domain(domain)) = Target::parse(target) else {
-                    return Err(format!("target {target:?} is not a domain name"));
+                    return Err(format!(
+                        "target {} is not a domain name",
+                        crate::server::quote(target)
+                    ));
                 };
                 let input = match st
                     .config
@@ -100,7 +103,10 @@ impl DnsProber {
             }
             "dnsbl" => {
                 let t = Target::parse(target).ok_or_else(|| {
-                    format!("target {target:?} is neither an IP address nor a domain name")
+                    format!(
+                        "target {} is neither an IP address nor a domain name",
+                        crate::server::quote(target)
+                    )
                 })?;
                 let zones: Vec<_> = check::zones(&st.config)
                     .into_iter()
@@ -131,7 +137,12 @@ impl DnsProber {
                 };
                 tokio::time::timeout(timeout, work).await.unwrap_or(false)
             }
-            other => return Err(format!("unknown module {other:?}; one of: dns, dnsbl")),
+            other => {
+                return Err(format!(
+                    "unknown module {}; one of: dns, dnsbl",
+                    crate::server::quote(other)
+                ));
+            }
         };
         m.dns
             .probe_success

@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod dns;
+pub mod http;
 pub mod reports;
 
 use prometheus::{
@@ -31,6 +32,8 @@ pub struct Metrics {
 
     pub canary: canary::CanaryMetrics,
     pub dns: dns::DnsMetrics,
+    /// The HTTP port itself; exported only by the serving registry ([`Metrics::new`]).
+    pub http: http::HttpMetrics,
     // --- DMARC aggregate and TLS-RPT reports
     pub reports: reports::ReportMetrics,
 }
@@ -71,6 +74,7 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("process collector registered once");
+        m.http.register(&m.registry);
         m.build_info
             .with_label_values(&[
                 VERSION,
@@ -146,6 +150,7 @@ impl Metrics {
             ),
             canary: canary::CanaryMetrics::new(&r),
             dns: dns::DnsMetrics::new(&r),
+            http: http::HttpMetrics::new(),
             reports: reports::ReportMetrics::register(&r),
             registry: r,
         }
