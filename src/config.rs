@@ -445,6 +445,14 @@ impl Validator<'_> {
         if c.poll_interval.get() < Duration::from_millis(100) {
             self.problem("canary.poll_interval", "expected at least 100ms");
         }
+        if c.verify_interval.get() < Duration::from_millis(100) {
+            self.problem("canary.verify_interval", "expected at least 100ms");
+        } else if c.verify_interval.get() >= c.deadline.get() {
+            self.problem(
+                "canary.verify_interval",
+                "must be shorter than canary.deadline: a canary must be looked for before it can be counted lost",
+            );
+        }
     }
 
     fn check_file(

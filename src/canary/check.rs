@@ -214,7 +214,7 @@ impl CanaryCheck {
         };
         // Known as ours from before the first byte: the seed may receive the message before
         // the final reply has been read, and its watcher must not take it for a stranger's.
-        let _sending = self.tracker.sending(&token);
+        let _sending = self.tracker.sending(&token, &seed.name);
         let outcome = send::send(SendRequest {
             provider: p,
             rcpt: &seed.address,
@@ -553,6 +553,9 @@ impl Sightings for Arrivals {
                 m.delivery_duration
                     .with_label_values(&labels)
                     .observe(latency);
+                m.detected
+                    .with_label_values(&[labels[0], labels[1], f.via.as_str()])
+                    .inc();
                 let inbox = f.role == Role::Inbox;
                 m.success.with_label_values(&labels).set(i64::from(inbox));
                 if inbox {
@@ -571,6 +574,7 @@ impl Sightings for Arrivals {
                     provider = %flight.provider,
                     seed = %flight.seed,
                     placement,
+                    path = f.via.as_str(),
                     latency_seconds = latency,
                     token = %f.token,
                     noticed_at = f.arrived,
@@ -595,5 +599,9 @@ impl Sightings for Arrivals {
             Sighting::Sending => Verdict::Retry,
             Sighting::Unknown => Verdict::Keep,
         }
+    }
+
+    fn awaiting(&self, seed: &str) -> bool {
+        self.tracker.awaiting(seed)
     }
 }

@@ -68,7 +68,7 @@ pub enum Sighting {
 struct Inner {
     /// Tokens whose send is under way (not persisted: a canary whose send did not finish
     /// before a crash is neither delivered nor lost).
-    sending: HashSet<String>,
+    sending: HashMap<String, String>,
     in_flight: HashMap<String, InFlight>,
     lost: HashMap<String, Gone>,
     done: HashMap<String, Gone>,
@@ -139,8 +139,10 @@ impl Tracker {
     /// Marks `token` as being sent until [`Tracker::add`] is called for it or the returned
     /// guard is dropped (a send that failed, or was cancelled, before the message was
     /// accepted). Call it before the first byte of the message goes out.
-    pub fn sending(&self, token: &str) -> Sending<'_> {
-        self.lock().sending.insert(token.to_string());
+    pub fn sending(&self, token: &str, seed: &str) -> Sending<'_> {
+        self.lock()
+            .sending
+            .insert(token.to_string(), seed.to_string());
         Sending {
             tracker: self,
             token: token.to_string(),
@@ -185,7 +187,7 @@ impl Tracker {
         if i.done.contains_key(token) {
             return Sighting::Duplicate;
         }
-        if i.sending.contains(token) {
+        if i.sending.contains_key(token) {
             return Sighting::Sending;
         }
         Sighting::Unknown
@@ -240,6 +242,12 @@ impl Tracker {
             *m.entry((f.provider.clone(), f.seed.clone())).or_insert(0) += 1;
         }
         m
+    }
+
+    /// Whether a canary to `seed` is in flight or being sent.
+    pub fn awaiting(&self, seed: &str) -> bool {
+        let i = self.lock();
+        i.sending.values().any(|s| s == seed) || i.in_flight.values().any(|f| f.seed == seed)
     }
 
     pub fn in_flight_count(&self) -> usize {
@@ -421,8 +429,9 @@ mod tests {
         let t = Tracker::load(dir("sending"));
         let f = flight("tok-s", 1000.0);
         {
-            let _guard = t.sending("tok-s");
+            let _guard = t.sending("tok-s", "s");
             assert_eq!(t.sighted("tok-s", 99.0), Sighting::Sending);
+            assert!(t.awaiting("s") && !t.awaiting("other"));
             assert_eq!(t.in_flight_count(), 0, "not in flight before the send ends");
             t.add(f.clone());
         }
@@ -434,7 +443,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A send that ends without the message accepted forgets the token.
-        drop(t.sending("tok-f"));
+        drop(t.sending("tok-f", "s"));
         assert_eq!(t.sighted("tok-f", 1.0), Sighting::Unknown);
         assert!(!t.is_known("tok-f"));
     }

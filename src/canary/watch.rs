@@ -3,7 +3,12 @@
 //! One long-lived connection per watched folder (INBOX, and the spam folder), not one per
 //! canary: the cost grows with seeds, not with canaries. The folder is watched with IDLE,
 //! re-issued every `canary.idle_refresh` (well inside the 29 minutes after which servers drop
-//! it) and followed by a NOOP as a keepalive; a server without IDLE is polled. After any error
+//! it) and followed by a NOOP as a keepalive; a server without IDLE is polled. Push is not
+//! trusted alone: while canaries of the seed are in flight the watcher also leaves IDLE every
+//! `canary.verify_interval` and searches for new messages itself, so a server that announces
+//! nothing (Cyrus without `idled`, or one that only re-checks every minute) delays detection by
+//! at most that cadence instead of turning canaries into lost ones. Each canary found says which
+//! path found it ([`Via`]). After any error
 //! the watcher reconnects with exponential backoff and jitter. Every IMAP command runs under
 //! `canary.imap_timeout`.
 //!
@@ -48,14 +53,37 @@ impl Role {
     }
 }
 
+/// Which path found a canary: the `path` label of `deliverability_canary_detected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The server announced new mail (`EXISTS` in IDLE or in the reply to a command).
+    Push,
+    /// The watcher looked on its own: every `canary.verify_interval` while canaries are in
+    /// flight, at an IDLE refresh, or polling a server without IDLE.
+    Poll,
+    /// The scan at start-up or after a reconnect.
+    Scan,
+}
+
+impl Via {
+    /// One of [`crate::metrics::canary::DETECTION_PATHS`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Push => "push",
+            Via::Poll => "poll",
+            Via::Scan => "scan",
+        }
+    }
+}
+
 /// How a canary was noticed, which decides its arrival time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Noticed {
     /// At start-up (or after a reconnect): it may have arrived while nobody watched, so its
     /// INTERNALDATE is the best arrival time.
     Scan,
-    /// Right after the IDLE notification (or poll) at this unix time.
-    At(f64),
+    /// Right after the IDLE notification (or poll) at this unix time, by this path.
+    At(f64, Via),
 }
 
 /// A canary found in a folder.
@@ -68,6 +96,8 @@ pub struct Found {
     pub arrived: f64,
     /// The server's INTERNALDATE, unix seconds.
     pub internal_date: Option<i64>,
+    /// The path that found it.
+    pub via: Via,
     /// What its headers say: token, the receiver's verdicts, spam scores, Received chain.
     pub headers: CanaryHeaders,
 }
@@ -90,6 +120,10 @@ const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// Receives the canaries watchers find.
 pub trait Sightings: Send + Sync {
     fn found(&self, f: Found) -> Verdict;
+
+    /// Whether canaries to this seed are in flight (or being sent): its watchers then look
+    /// every `canary.verify_interval` whatever the server announces.
+    fn awaiting(&self, seed: &str) -> bool;
 }
 
 /// Which watchers are up, so the first send round can wait for them: a canary that arrives
@@ -254,10 +288,17 @@ impl Watcher {
             .imap_up
             .with_label_values(&self.label())
             .set(1);
+        let verify = self.cadence(idle);
+        self.metrics
+            .canary
+            .verify_interval
+            .with_label_values(&[&self.seed])
+            .set(verify.as_secs_f64());
         tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
 
         let mut last_uid = 0u32;
-        // Canaries found while still being sent, by UID, with the time they were first seen.
+        // Canaries found while still being sent, by UID, with the time and path that first
+        // saw them.
         let mut held = HashMap::new();
         self.scan(&mut s, &mut last_uid, &mut held, Noticed::Scan, filing)
             .await?;
@@ -268,7 +309,7 @@ impl Watcher {
             let noticed = if hinted {
                 // Mail arrived while the last scan ran, and the server said so in a reply to one
                 // of its commands: it will not say it again in IDLE, so look now.
-                Noticed::At(self.clock.unix())
+                Noticed::At(self.clock.unix(), Via::Push)
             } else if !held.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_EVERY) => {}
@@ -277,39 +318,51 @@ impl Watcher {
                         return Ok(());
                     }
                 }
-                Noticed::At(self.clock.unix())
+                // Keeps the path that first saw the held canary.
+                Noticed::At(self.clock.unix(), Via::Poll)
             } else if idle {
                 let mut handle = s.idle();
                 step("IDLE", limit, handle.init()).await?;
                 let outcome = {
                     let (wait, _stop) = handle.wait_with_timeout(self.cfg.idle_refresh.get());
-                    tokio::select! {
-                        r = wait => Some(r),
-                        _ = shutdown.cancelled() => None,
+                    let mut wait = std::pin::pin!(wait);
+                    // While canaries are in flight, leave IDLE every `verify` and look: the
+                    // server may never announce them.
+                    loop {
+                        tokio::select! {
+                            r = &mut wait => break Woke::Idle(r),
+                            _ = shutdown.cancelled() => break Woke::Shutdown,
+                            _ = tokio::time::sleep(verify) => {
+                                if self.sightings.awaiting(&self.seed) {
+                                    break Woke::Verify;
+                                }
+                            }
+                        }
                     }
                 };
                 let at = self.clock.unix();
                 s = step("DONE", limit, handle.done()).await?;
                 match outcome {
-                    None => {
+                    Woke::Shutdown => {
                         let _ = tokio::time::timeout(limit, s.logout()).await;
                         return Ok(());
                     }
-                    Some(Err(e)) => return Err(imap::command_error("IDLE", e)),
-                    Some(Ok(IdleResponse::ManualInterrupt)) => {
+                    Woke::Verify => Noticed::At(at, Via::Poll),
+                    Woke::Idle(Err(e)) => return Err(imap::command_error("IDLE", e)),
+                    Woke::Idle(Ok(IdleResponse::ManualInterrupt)) => {
                         return Err(ImapError {
                             kind: ImapErrorKind::Network,
                             message: "connection closed during IDLE".into(),
                         });
                     }
-                    Some(Ok(IdleResponse::Timeout)) => {
+                    Woke::Idle(Ok(IdleResponse::Timeout)) => {
                         // Refresh IDLE; the NOOP keeps NATs and the server's timers happy.
                         step("NOOP", limit, s.noop()).await?;
-                        Noticed::At(at)
+                        Noticed::At(at, Via::Poll)
                     }
-                    Some(Ok(IdleResponse::NewData(resp))) => {
+                    Woke::Idle(Ok(IdleResponse::NewData(resp))) => {
                         if let Response::MailboxData(MailboxDatum::Exists(_)) = resp.parsed() {
-                            Noticed::At(at)
+                            Noticed::At(at, Via::Push)
                         } else {
                             // Flags or expunges: nothing new to look for.
                             continue;
@@ -317,15 +370,23 @@ impl Watcher {
                     }
                 }
             } else {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.cfg.poll_interval.get()) => {}
-                    _ = shutdown.cancelled() => {
-                        let _ = tokio::time::timeout(limit, s.logout()).await;
-                        return Ok(());
+                // Every `poll_interval`, or every `verify` while canaries are in flight.
+                let until = tokio::time::Instant::now() + self.cfg.poll_interval.get();
+                loop {
+                    let next = until.min(tokio::time::Instant::now() + verify);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => {}
+                        _ = shutdown.cancelled() => {
+                            let _ = tokio::time::timeout(limit, s.logout()).await;
+                            return Ok(());
+                        }
+                    }
+                    if tokio::time::Instant::now() >= until || self.sightings.awaiting(&self.seed) {
+                        break;
                     }
                 }
                 step("NOOP", limit, s.noop()).await?;
-                Noticed::At(self.clock.unix())
+                Noticed::At(self.clock.unix(), Via::Poll)
             };
             // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
@@ -336,6 +397,17 @@ impl Watcher {
             // for a hint finds something. One that found nothing means the server repeats
             // itself: go back to IDLE rather than scan in a loop.
             hinted = new_mail_hinted(&mut s) && (found > 0 || !rescan);
+        }
+    }
+
+    /// How often the folder is looked at while canaries are in flight: `canary.verify_interval`,
+    /// or `poll_interval` on a server without IDLE when that is shorter.
+    fn cadence(&self, idle: bool) -> Duration {
+        let verify = self.cfg.verify_interval.get();
+        if idle {
+            verify
+        } else {
+            verify.min(self.cfg.poll_interval.get())
         }
     }
 
@@ -426,7 +498,7 @@ impl Watcher {
         &self,
         s: &mut ImapSession,
         last_uid: &mut u32,
-        held: &mut HashMap<u32, f64>,
+        held: &mut HashMap<u32, (f64, Via)>,
         noticed: Noticed,
         filing: Filing,
     ) -> Result<usize, ImapError> {
@@ -477,10 +549,13 @@ impl Watcher {
             let Some(token) = headers.token.clone() else {
                 continue;
             };
-            let arrived = match (held.get(&uid), noticed) {
+            let (arrived, via) = match (held.get(&uid), noticed) {
                 (Some(first), _) => *first,
-                (None, Noticed::At(t)) => t,
-                (None, Noticed::Scan) => internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
+                (None, Noticed::At(t, via)) => (t, via),
+                (None, Noticed::Scan) => (
+                    internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
+                    Via::Scan,
+                ),
             };
             let verdict = self.sightings.found(Found {
                 seed: self.seed.clone(),
@@ -488,12 +563,13 @@ impl Watcher {
                 token,
                 arrived,
                 internal_date,
+                via,
                 headers,
             });
             let old = internal_date
                 .is_some_and(|d| now - d as f64 > self.cfg.sweep_older_than.get().as_secs_f64());
             if verdict == Verdict::Retry {
-                held.insert(uid, arrived);
+                held.insert(uid, (arrived, via));
             } else {
                 held.remove(&uid);
                 if verdict == Verdict::Remove || old {
@@ -524,6 +600,14 @@ impl Watcher {
         };
         imap::file_away(s, uids, dest, filing, self.cfg.imap_timeout.get()).await
     }
+}
+
+/// Why an IDLE ended.
+enum Woke<R> {
+    Idle(R),
+    /// Time to look for the canaries in flight.
+    Verify,
+    Shutdown,
 }
 
 /// Empties the session's unsolicited responses and says whether one of them announced new
