@@ -1060,3 +1060,90 @@ fn a_server_that_never_pushes_still_has_its_canaries_found_by_poll_within_the_ve
     );
     assert!(latency("pushing") < 1.8, "latency {}", latency("pushing"));
 }
+
+#[test]
+fn once_exits_1_for_a_lost_canary_and_for_a_refused_seed_login() {
+    let st = Stack::start("canary-once", &[]);
+    let ca = st.get("DX_CA_FILE");
+    let mx = st.port("DX_SMTP_MX_PORT");
+    let quick = || Canary::new().deadline("3s").verify_interval("500ms");
+
+    // A canary delivered where the seed's watchers don't look (to seed3, watched: seed2's
+    // mailbox): Postfix and Dovecot deliver it, the exporter never sees it: lost.
+    let dir = TempDir::new("canary-once-lost");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "elsewhere")
+                .address("seed3@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
+    let (out, s) = once(&cfg);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a lost canary must fail once:\n{err}"
+    );
+    let l = [("provider", "mx"), ("seed", "elsewhere")];
+    assert_eq!(s.value("deliverability_canary_lost_total", &l), Some(1.0));
+    assert_eq!(s.value("deliverability_canary_sent_total", &l), Some(1.0));
+    assert_eq!(
+        s.value("deliverability_check_success", &[("check", "canary")]),
+        Some(0.0)
+    );
+    assert!(
+        err.contains("check canary failure: mx/elsewhere: 1 canary lost"),
+        "{err}"
+    );
+    assert!(!err.contains("not watched"), "{err}");
+
+    // A seed whose login is refused: it cannot be watched, and its canary is lost too.
+    let dir = TempDir::new("canary-once-login");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "refused")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "wrong-password"),
+        )
+        .write();
+    let (out, s) = once(&cfg);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused seed login must fail once:\n{err}"
+    );
+    for folder in ["inbox", "spam"] {
+        assert_eq!(
+            s.value(
+                "deliverability_imap_up",
+                &[("seed", "refused"), ("folder", folder)]
+            ),
+            Some(0.0)
+        );
+        assert!(
+            err.contains(&format!("seed refused {folder}: not watched: ")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("mx/refused: 1 canary lost"), "{err}");
+
+    // The same seed with its password: exit 0.
+    let dir = TempDir::new("canary-once-ok");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "fine")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1"),
+        )
+        .write();
+    let (out, _) = once(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

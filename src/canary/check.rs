@@ -52,6 +52,8 @@ pub struct CanaryCheck {
     /// XOAUTH2 token sources of the providers that refresh their access tokens.
     tokens: HashMap<String, Arc<TokenSource>>,
     first_run: std::sync::atomic::AtomicBool,
+    /// Unix time of the first run: canaries lost since are this process's to report.
+    started: std::sync::OnceLock<f64>,
 }
 
 impl CanaryCheck {
@@ -79,6 +81,7 @@ impl CanaryCheck {
             tracker,
             ready: Default::default(),
             first_run: true.into(),
+            started: Default::default(),
         }
     }
 
@@ -337,6 +340,7 @@ impl Check for CanaryCheck {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
         Box::pin(async move {
+            let _ = self.started.set(ctx.clock.unix());
             if self
                 .first_run
                 .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -462,10 +466,48 @@ impl Check for CanaryCheck {
         tasks
     }
 
-    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, ()> {
+    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, Result<(), CheckError>> {
         Box::pin(async move {
             let limit = self.config.canary.deadline.get() + Duration::from_secs(2);
             let _ = tokio::time::timeout(limit, self.tracker.settled()).await;
+            let since = self.started.get().copied().unwrap_or(f64::MIN);
+            let mut problems = Vec::new();
+            let mut lost: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for route in self.tracker.lost_since(since) {
+                *lost.entry(route).or_default() += 1;
+            }
+            for ((p, s), n) in lost {
+                problems.push(format!(
+                    "{p}/{s}: {n} canary lost (not seen in the seed by canary.deadline)"
+                ));
+            }
+            let pending = self.tracker.in_flight_count();
+            if pending > 0 {
+                problems.push(format!("{pending} canaries still in flight"));
+            }
+            for seed in &self.config.seeds {
+                if seed.password.is_none() && seed.oauth2.is_none() {
+                    problems.push(format!(
+                        "seed {}: not watched (no password or access token)",
+                        seed.name
+                    ));
+                    continue;
+                }
+                for role in [Role::Inbox, Role::Spam] {
+                    if let Some(why) = self.ready.not_watching(&seed.name, role) {
+                        problems.push(format!(
+                            "seed {} {}: not watched: {why}",
+                            seed.name,
+                            role.as_str()
+                        ));
+                    }
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(CheckError(problems.join("; ")))
+            }
         })
     }
 }

@@ -235,6 +235,17 @@ impl Tracker {
         lost
     }
 
+    /// The routes (provider, seed) of the canaries counted lost at or after unix time `since`,
+    /// one entry per canary (a lost canary seen late since is not in it).
+    pub fn lost_since(&self, since: f64) -> Vec<(String, String)> {
+        self.lock()
+            .lost
+            .values()
+            .filter(|g| g.at >= since)
+            .map(|g| (g.provider.clone(), g.seed.clone()))
+            .collect()
+    }
+
     /// Canaries in flight per (provider, seed).
     pub fn in_flight_by_route(&self) -> HashMap<(String, String), i64> {
         let mut m = HashMap::new();
@@ -356,6 +367,8 @@ mod tests {
         assert_eq!(t.next_deadline(), Some(200.0));
         assert_eq!(t.expire(200.0), vec![flight("a", 200.0)]);
         assert_eq!(t.in_flight_count(), 1);
+        assert_eq!(t.lost_since(200.0), vec![("p".into(), "s".into())]);
+        assert_eq!(t.lost_since(200.5), vec![]);
         assert_eq!(
             t.sighted("a", 250.0),
             Sighting::Late {

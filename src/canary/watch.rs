@@ -141,6 +141,8 @@ struct ReadyState {
     up: HashSet<(String, Role)>,
     /// Watching now or has tried and failed: waiting longer for it won't help.
     settled: HashSet<(String, Role)>,
+    /// The last error of each watcher not up now.
+    errors: HashMap<(String, Role), String>,
 }
 
 impl Readiness {
@@ -148,6 +150,7 @@ impl Readiness {
         let key = (seed.to_string(), role);
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let changed = if up {
+            s.errors.remove(&key);
             s.up.insert(key.clone())
         } else {
             s.up.remove(&key)
@@ -157,6 +160,30 @@ impl Readiness {
         if changed || settled {
             self.changed.notify_waiters();
         }
+    }
+
+    /// Records why the watcher of `seed`'s folder is not up.
+    fn failed(&self, seed: &str, role: Role, error: String) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .errors
+            .insert((seed.to_string(), role), error);
+    }
+
+    /// Why the watcher of `seed`'s folder is not watching now; `None` when it is.
+    pub fn not_watching(&self, seed: &str, role: Role) -> Option<String> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (seed.to_string(), role);
+        if s.up.contains(&key) {
+            return None;
+        }
+        Some(
+            s.errors
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| "not connected yet".into()),
+        )
     }
 
     /// Watchers up now.
@@ -255,6 +282,7 @@ impl Watcher {
             if shutdown.is_cancelled() {
                 return;
             }
+            self.ready.failed(&self.seed, self.role, e.to_string());
             // A session that lasted a while resets the backoff.
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = Duration::from_secs(1);
