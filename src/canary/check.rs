@@ -572,7 +572,7 @@ struct Arrivals {
 impl Sightings for Arrivals {
     fn found(&self, f: Found) -> Verdict {
         let m = &self.ctx.metrics.canary;
-        match self.tracker.sighted(&f.token, f.arrived) {
+        match self.tracker.sighted(&f.token, f.arrived, f.seen) {
             Sighting::Delivered { flight, latency } => {
                 if !self
                     .routes

@@ -158,8 +158,9 @@ impl Tracker {
         self.changed.notify_waiters();
     }
 
-    /// Records a sighting of `token` at unix time `at`.
-    pub fn sighted(&self, token: &str, at: f64) -> Sighting {
+    /// Records a sighting of `token`: estimated to have arrived at unix time `at`, and seen
+    /// for certain by `seen` (see [`latency`]).
+    pub fn sighted(&self, token: &str, at: f64, seen: f64) -> Sighting {
         let mut i = self.lock();
         if let Some(f) = i.in_flight.remove(token) {
             i.done.insert(
@@ -173,7 +174,7 @@ impl Tracker {
             i.dirty = true;
             drop(i);
             self.changed.notify_waiters();
-            let latency = (at - f.data_done).max(0.0);
+            let latency = latency(f.data_done, at, seen);
             return Sighting::Delivered { flight: f, latency };
         }
         if let Some(g) = i.lost.remove(token) {
@@ -320,6 +321,19 @@ impl Tracker {
     }
 }
 
+/// The latency of a canary whose final reply came at `data_done`, estimated to have arrived at
+/// `at` and certainly there by `seen` (all unix seconds). An arrival estimate at or before the
+/// final reply (an INTERNALDATE, truncated to the second, from a server whose clock is behind)
+/// tells nothing: the time it was seen bounds the latency instead. A canary noticed the moment
+/// it arrived has `at == seen`; one seen before its final reply was read has latency 0.
+pub fn latency(data_done: f64, at: f64, seen: f64) -> f64 {
+    if at > data_done {
+        at - data_done
+    } else {
+        (seen - data_done).max(0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,15 +361,28 @@ mod tests {
         let t = Tracker::load(dir("dup"));
         t.add(flight("a", 1000.0));
         assert_eq!(
-            t.sighted("a", 103.5),
+            t.sighted("a", 103.5, 103.5),
             Sighting::Delivered {
                 flight: flight("a", 1000.0),
                 latency: 2.5
             }
         );
-        assert_eq!(t.sighted("a", 104.0), Sighting::Duplicate);
-        assert_eq!(t.sighted("zzz", 104.0), Sighting::Unknown);
+        assert_eq!(t.sighted("a", 104.0, 104.0), Sighting::Duplicate);
+        assert_eq!(t.sighted("zzz", 104.0, 104.0), Sighting::Unknown);
         assert!(t.is_known("a") && !t.is_known("zzz"));
+    }
+
+    #[test]
+    fn latency_is_never_zero_for_a_canary_that_arrived_after_its_reply() {
+        // Noticed as it arrived.
+        assert_eq!(latency(100.25, 100.75, 100.75), 0.5);
+        // Seen before its final reply was read: it was there at once.
+        assert_eq!(latency(100.25, 100.0, 100.0), 0.0);
+        // A scan's INTERNALDATE estimate (end of its second) after the reply: that.
+        assert_eq!(latency(100.25, 101.0, 160.0), 0.75);
+        // One at or before the reply (server clock behind) says nothing: the time seen.
+        assert_eq!(latency(100.25, 100.0, 160.0), 59.75);
+        assert_eq!(latency(100.25, 100.25, 160.0), 59.75);
     }
 
     #[test]
@@ -370,20 +397,24 @@ mod tests {
         assert_eq!(t.lost_since(200.0), vec![("p".into(), "s".into())]);
         assert_eq!(t.lost_since(200.5), vec![]);
         assert_eq!(
-            t.sighted("a", 250.0),
+            t.sighted("a", 250.0, 250.0),
             Sighting::Late {
                 provider: "p".into(),
                 seed: "s".into()
             }
         );
-        assert_eq!(t.sighted("a", 251.0), Sighting::Duplicate);
+        assert_eq!(t.sighted("a", 251.0, 251.0), Sighting::Duplicate);
         // Lost tokens are forgotten after a day.
         t.expire(300.0);
         t.add(flight("c", 400.0));
         t.expire(400.0);
         t.expire(400.0 + KEEP_LOST_SECONDS);
         assert_eq!(
-            t.sighted("c", 400.0 + KEEP_LOST_SECONDS + 1.0),
+            t.sighted(
+                "c",
+                400.0 + KEEP_LOST_SECONDS + 1.0,
+                400.0 + KEEP_LOST_SECONDS + 1.0
+            ),
             Sighting::Unknown
         );
     }
@@ -395,7 +426,7 @@ mod tests {
         t.add(flight("a", 1000.0));
         t.add(flight("b", 1000.0));
         assert_eq!(
-            t.sighted("b", 105.0),
+            t.sighted("b", 105.0, 105.0),
             Sighting::Delivered {
                 flight: flight("b", 1000.0),
                 latency: 4.0
@@ -405,9 +436,12 @@ mod tests {
         drop(t);
         let t = Tracker::load(d);
         assert_eq!(t.in_flight_count(), 1);
-        assert!(matches!(t.sighted("a", 110.0), Sighting::Delivered { .. }));
+        assert!(matches!(
+            t.sighted("a", 110.0, 110.0),
+            Sighting::Delivered { .. }
+        ));
         assert_eq!(
-            t.sighted("b", 110.0),
+            t.sighted("b", 110.0, 110.0),
             Sighting::Duplicate,
             "done tokens survive too"
         );
@@ -430,7 +464,7 @@ mod tests {
         let waiter = tokio::spawn(async move { t2.settled().await });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        t.sighted("a", 101.0);
+        t.sighted("a", 101.0, 101.0);
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
             .await
             .unwrap()
@@ -443,12 +477,12 @@ mod tests {
         let f = flight("tok-s", 1000.0);
         {
             let _guard = t.sending("tok-s", "s");
-            assert_eq!(t.sighted("tok-s", 99.0), Sighting::Sending);
+            assert_eq!(t.sighted("tok-s", 99.0, 99.0), Sighting::Sending);
             assert!(t.awaiting("s") && !t.awaiting("other"));
             assert_eq!(t.in_flight_count(), 0, "not in flight before the send ends");
             t.add(f.clone());
         }
-        match t.sighted("tok-s", 102.0) {
+        match t.sighted("tok-s", 102.0, 102.0) {
             Sighting::Delivered { flight, latency } => {
                 assert_eq!(flight, f);
                 assert_eq!(latency, 1.0);
@@ -457,7 +491,7 @@ mod tests {
         }
         // A send that ends without the message accepted forgets the token.
         drop(t.sending("tok-f", "s"));
-        assert_eq!(t.sighted("tok-f", 1.0), Sighting::Unknown);
+        assert_eq!(t.sighted("tok-f", 1.0, 1.0), Sighting::Unknown);
         assert!(!t.is_known("tok-f"));
     }
 }

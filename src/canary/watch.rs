@@ -80,7 +80,7 @@ impl Via {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Noticed {
     /// At start-up (or after a reconnect): it may have arrived while nobody watched, so its
-    /// INTERNALDATE is the best arrival time.
+    /// INTERNALDATE is the best arrival time (see [`scan_arrival`]).
     Scan,
     /// Right after the IDLE notification (or poll) at this unix time, by this path.
     At(f64, Via),
@@ -94,6 +94,9 @@ pub struct Found {
     pub token: String,
     /// Unix time it arrived (see [`Noticed`]).
     pub arrived: f64,
+    /// Unix time by which it had arrived for certain: when the watcher saw it (the same as
+    /// `arrived` unless found by a scan).
+    pub seen: f64,
     /// The server's INTERNALDATE, unix seconds.
     pub internal_date: Option<i64>,
     /// The path that found it.
@@ -580,16 +583,15 @@ impl Watcher {
             let (arrived, via) = match (held.get(&uid), noticed) {
                 (Some(first), _) => *first,
                 (None, Noticed::At(t, via)) => (t, via),
-                (None, Noticed::Scan) => (
-                    internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
-                    Via::Scan,
-                ),
+                (None, Noticed::Scan) => (scan_arrival(internal_date, now), Via::Scan),
             };
             let verdict = self.sightings.found(Found {
                 seed: self.seed.clone(),
                 role: self.role,
                 token,
                 arrived,
+                // Only a scan estimates the arrival; the other paths saw it then.
+                seen: if via == Via::Scan { now } else { arrived },
                 internal_date,
                 via,
                 headers,
@@ -630,6 +632,14 @@ impl Watcher {
     }
 }
 
+/// The arrival time of a canary found by a scan, seen at `now`: the end of the second of its
+/// INTERNALDATE (which has one-second resolution: the message arrived within that second, so
+/// the latency is an upper bound accurate to a second, never 0), but never later than `now`;
+/// `now` when the server gave no INTERNALDATE.
+pub fn scan_arrival(internal_date: Option<i64>, now: f64) -> f64 {
+    internal_date.map_or(now, |d| (d as f64 + 1.0).min(now))
+}
+
 /// Why an IDLE ended.
 enum Woke<R> {
     Idle(R),
@@ -650,4 +660,22 @@ fn new_mail_hinted(s: &mut ImapSession) -> bool {
         );
     }
     hinted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_dates_a_canary_by_the_end_of_its_internaldate_second_never_after_it_was_seen() {
+        // INTERNALDATE 1000 means arrived in [1000, 1001): at the latest 1001.
+        assert_eq!(scan_arrival(Some(1000), 5000.0), 1001.0);
+        // Found within that same second: not later than seen.
+        assert_eq!(scan_arrival(Some(1000), 1000.4), 1000.4);
+        assert_eq!(scan_arrival(None, 1234.5), 1234.5);
+        // A canary sent at 999.6 (final reply) whose INTERNALDATE second is 999 gets 0.4 s,
+        // not the 0.0 the truncated date alone would give.
+        let l = crate::canary::tracker::latency(999.6, scan_arrival(Some(999), 2000.0), 2000.0);
+        assert!((l - 0.4).abs() < 1e-9, "{l}");
+    }
 }

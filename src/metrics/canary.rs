@@ -110,7 +110,7 @@ impl CanaryMetrics {
             delivery_duration: histogram_vec(
                 r,
                 "deliverability_canary_delivery_duration_seconds",
-                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox.",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead.",
                 &["provider", "seed"],
                 DELIVERY_BUCKETS.to_vec(),
             ),
