@@ -457,6 +457,8 @@ impl Check for CanaryCheck {
             ctx.clone(),
             self.tracker.clone(),
             self.board.clone(),
+            self.ready.clone(),
+            loss_grace(&cfg.canary),
         )));
         for p in &cfg.providers {
             if p.insecure_skip_verify {
@@ -468,7 +470,9 @@ impl Check for CanaryCheck {
 
     fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, Result<(), CheckError>> {
         Box::pin(async move {
-            let limit = self.config.canary.deadline.get() + Duration::from_secs(2);
+            let limit = self.config.canary.deadline.get()
+                + loss_grace(&self.config.canary)
+                + Duration::from_secs(2);
             let _ = tokio::time::timeout(limit, self.tracker.settled()).await;
             let since = self.started.get().copied().unwrap_or(f64::MIN);
             let mut problems = Vec::new();
@@ -525,9 +529,25 @@ pub fn seed_endpoint(seed: &Seed, secret: crate::config::Secret) -> Endpoint {
     }
 }
 
+/// How long after its deadline a canary waits at most for its seed's watchers to search once
+/// more before it is counted lost (a watcher stuck in a command must not hold it forever).
+fn loss_grace(c: &crate::config::CanaryConfig) -> Duration {
+    c.verify_interval.get() + c.imap_timeout.get()
+}
+
 /// Counts canaries lost at their deadline, keeps the in-flight gauges true, and saves the
-/// tracker's state at most once a second.
-async fn deadlines(ctx: Context, tracker: Arc<Tracker>, board: Arc<RouteBoard>) {
+/// tracker's state at most once a second. A canary past its deadline is counted lost once
+/// every watched folder of its seed has been searched since the deadline (within
+/// `verify_interval`, as its watchers look that often while it is in flight), or after
+/// `grace`.
+async fn deadlines(
+    ctx: Context,
+    tracker: Arc<Tracker>,
+    board: Arc<RouteBoard>,
+    ready: Arc<Readiness>,
+    grace: Duration,
+) {
+    let grace = grace.as_secs_f64();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
@@ -541,7 +561,9 @@ async fn deadlines(ctx: Context, tracker: Arc<Tracker>, board: Arc<RouteBoard>) 
         }
         let now = ctx.clock.unix();
         let m = &ctx.metrics.canary;
-        for f in tracker.expire(now) {
+        let looked =
+            |f: &InFlight| now >= f.deadline + grace || ready.searched_since(&f.seed, f.deadline);
+        for f in tracker.expire(now, looked) {
             let labels = [f.provider.as_str(), f.seed.as_str()];
             m.lost.with_label_values(&labels).inc();
             m.success.with_label_values(&labels).set(0);

@@ -200,13 +200,15 @@ impl Tracker {
         i.in_flight.contains_key(token) || i.lost.contains_key(token) || i.done.contains_key(token)
     }
 
-    /// Moves canaries past their deadline to lost and returns them; forgets old tokens.
-    pub fn expire(&self, now: f64) -> Vec<InFlight> {
+    /// Moves canaries past their deadline to lost and returns them; forgets old tokens. A
+    /// canary is lost only once `looked` says its seed has been searched since its deadline:
+    /// one that sits in a watched folder is found, never counted lost.
+    pub fn expire(&self, now: f64, looked: impl Fn(&InFlight) -> bool) -> Vec<InFlight> {
         let mut i = self.lock();
         let expired: Vec<String> = i
             .in_flight
             .values()
-            .filter(|f| f.deadline <= now)
+            .filter(|f| f.deadline <= now && looked(f))
             .map(|f| f.token.clone())
             .collect();
         let mut lost = Vec::with_capacity(expired.len());
@@ -390,12 +392,19 @@ mod tests {
         let t = Tracker::load(dir("late"));
         t.add(flight("a", 200.0));
         t.add(flight("b", 300.0));
-        assert_eq!(t.expire(199.0), vec![]);
+        assert_eq!(t.expire(199.0, |_| true), vec![]);
         assert_eq!(t.next_deadline(), Some(200.0));
-        assert_eq!(t.expire(200.0), vec![flight("a", 200.0)]);
+        assert_eq!(t.expire(200.0, |_| true), vec![flight("a", 200.0)]);
         assert_eq!(t.in_flight_count(), 1);
         assert_eq!(t.lost_since(200.0), vec![("p".into(), "s".into())]);
         assert_eq!(t.lost_since(200.5), vec![]);
+        // Not lost until its seed has been looked at since the deadline.
+        t.add(flight("d", 210.0));
+        assert_eq!(t.expire(215.0, |_| false), vec![]);
+        assert_eq!(
+            t.expire(216.0, |f| f.token == "d"),
+            vec![flight("d", 210.0)]
+        );
         assert_eq!(
             t.sighted("a", 250.0, 250.0),
             Sighting::Late {
@@ -405,10 +414,10 @@ mod tests {
         );
         assert_eq!(t.sighted("a", 251.0, 251.0), Sighting::Duplicate);
         // Lost tokens are forgotten after a day.
-        t.expire(300.0);
+        t.expire(300.0, |_| true);
         t.add(flight("c", 400.0));
-        t.expire(400.0);
-        t.expire(400.0 + KEEP_LOST_SECONDS);
+        t.expire(400.0, |_| true);
+        t.expire(400.0 + KEEP_LOST_SECONDS, |_| true);
         assert_eq!(
             t.sighted(
                 "c",

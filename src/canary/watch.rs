@@ -146,6 +146,9 @@ struct ReadyState {
     settled: HashSet<(String, Role)>,
     /// The last error of each watcher not up now.
     errors: HashMap<(String, Role), String>,
+    /// When each watcher's last completed search started: anything delivered before then
+    /// has been seen.
+    looked: HashMap<(String, Role), f64>,
 }
 
 impl Readiness {
@@ -172,6 +175,25 @@ impl Readiness {
             .unwrap_or_else(|e| e.into_inner())
             .errors
             .insert((seed.to_string(), role), error);
+    }
+
+    /// Records that a search of `seed`'s folder, started at unix time `at`, completed.
+    fn looked(&self, seed: &str, role: Role, at: f64) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .looked
+            .insert((seed.to_string(), role), at);
+    }
+
+    /// Whether every folder of `seed` that is watched now has been searched by a search that
+    /// started at or after unix time `t` (a folder not watched has nothing to wait for).
+    pub fn searched_since(&self, seed: &str, t: f64) -> bool {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        [Role::Inbox, Role::Spam].into_iter().all(|role| {
+            let key = (seed.to_string(), role);
+            !s.up.contains(&key) || s.looked.get(&key).is_some_and(|at| *at >= t)
+        })
     }
 
     /// Why the watcher of `seed`'s folder is not watching now; `None` when it is.
@@ -331,8 +353,10 @@ impl Watcher {
         // Canaries found while still being sent, by UID, with the time and path that first
         // saw them.
         let mut held = HashMap::new();
+        let started = self.clock.unix();
         self.scan(&mut s, &mut last_uid, &mut held, Noticed::Scan, filing)
             .await?;
+        self.ready.looked(&self.seed, self.role, started);
         let mut hinted = new_mail_hinted(&mut s);
         self.ready.set(&self.seed, self.role, true);
         loop {
@@ -421,9 +445,11 @@ impl Watcher {
             };
             // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
+            let started = self.clock.unix();
             let found = self
                 .scan(&mut s, &mut last_uid, &mut held, noticed, filing)
                 .await?;
+            self.ready.looked(&self.seed, self.role, started);
             // A server announces new mail before the command that sees it runs, so a scan made
             // for a hint finds something. One that found nothing means the server repeats
             // itself: go back to IDLE rather than scan in a loop.
@@ -665,6 +691,33 @@ fn new_mail_hinted(s: &mut ImapSession) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_counts_as_searched_once_every_watched_folder_was_searched_after_the_time() {
+        let r = Readiness::default();
+        // Not watched at all: nothing to wait for.
+        assert!(r.searched_since("s", 100.0));
+        r.set("s", Role::Inbox, true);
+        r.set("s", Role::Spam, true);
+        assert!(!r.searched_since("s", 100.0));
+        r.looked("s", Role::Inbox, 101.0);
+        assert!(!r.searched_since("s", 100.0), "the spam folder not yet");
+        r.looked("s", Role::Spam, 99.0);
+        assert!(
+            !r.searched_since("s", 100.0),
+            "a search begun before the time"
+        );
+        r.looked("s", Role::Spam, 100.0);
+        assert!(r.searched_since("s", 100.0));
+        // A folder whose watcher went down has nothing more to show.
+        r.set("s", Role::Inbox, false);
+        r.looked("s", Role::Spam, 103.0);
+        assert!(
+            r.searched_since("s", 102.0),
+            "the inbox, down, last looked at 101"
+        );
+        assert!(r.not_watching("s", Role::Inbox).is_some());
+    }
 
     #[test]
     fn a_scan_dates_a_canary_by_the_end_of_its_internaldate_second_never_after_it_was_seen() {

@@ -123,7 +123,7 @@ impl CanaryMetrics {
             lost: int_counter_vec(
                 r,
                 "deliverability_canary_lost_total",
-                "Canaries accepted by the provider but not seen in the seed by canary.deadline.",
+                "Canaries accepted by the provider but not seen in the seed by canary.deadline (counted once the seed's watched folders were searched after the deadline).",
                 &["provider", "seed"],
             ),
             late: int_counter_vec(
