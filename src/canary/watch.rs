@@ -347,6 +347,10 @@ impl Watcher {
             .verify_interval
             .with_label_values(&[&self.seed])
             .set(verify.as_secs_f64());
+        // A fixed beat, not a sleep restarted after each search: the time searches take does
+        // not stretch the cadence.
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + verify, verify);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
 
         let mut last_uid = 0u32;
@@ -387,7 +391,7 @@ impl Watcher {
                         tokio::select! {
                             r = &mut wait => break Woke::Idle(r),
                             _ = shutdown.cancelled() => break Woke::Shutdown,
-                            _ = tokio::time::sleep(verify) => {
+                            _ = beat.tick() => {
                                 if self.sightings.awaiting(&self.seed) {
                                     break Woke::Verify;
                                 }
@@ -428,16 +432,17 @@ impl Watcher {
                 // Every `poll_interval`, or every `verify` while canaries are in flight.
                 let until = tokio::time::Instant::now() + self.cfg.poll_interval.get();
                 loop {
-                    let next = until.min(tokio::time::Instant::now() + verify);
                     tokio::select! {
-                        _ = tokio::time::sleep_until(next) => {}
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = beat.tick() => {
+                            if self.sightings.awaiting(&self.seed) {
+                                break;
+                            }
+                        }
                         _ = shutdown.cancelled() => {
                             let _ = tokio::time::timeout(limit, s.logout()).await;
                             return Ok(());
                         }
-                    }
-                    if tokio::time::Instant::now() >= until || self.sightings.awaiting(&self.seed) {
-                        break;
                     }
                 }
                 step("NOOP", limit, s.noop()).await?;
