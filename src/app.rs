@@ -220,8 +220,10 @@ fn reload(
     result
 }
 
-/// `once`: runs the checks of `config_file` (or only those of one kind) once, prints the
-/// metrics to stdout and each failed check to stderr. `Ok(true)` when every check succeeded;
+/// `once`: runs the checks of `config_file` (or only those of one kind) once, waits for what
+/// they started to settle (canaries delivered or lost), prints the metrics to stdout and each
+/// failed check to stderr. A check fails on its run's error and on what its settling found (a
+/// canary lost, a seed folder that could not be watched). `Ok(true)` when every check succeeded;
 /// `Err` for a configuration or state directory that can't be used (worded for the user).
 pub async fn once(
     config_file: &std::path::Path,

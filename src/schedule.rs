@@ -62,9 +62,10 @@ pub trait Check: Send + Sync + 'static {
         Vec::new()
     }
     /// For `once`: waits until the results a run started asynchronously are in (canaries
-    /// delivered or lost). Bounded by the check itself.
-    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    /// delivered or lost), bounded by the check itself, and says what went wrong in them
+    /// (a canary lost, a seed that could not be watched): `once` then fails the check.
+    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, Result<(), CheckError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -253,13 +254,28 @@ pub async fn run_once(
             tasks.spawn(task);
         }
     }
-    let records = futures::future::join_all(
+    let mut records = futures::future::join_all(
         checks
             .iter()
             .map(|c| run_and_record(c.as_ref(), &ctx, history)),
     )
     .await;
-    futures::future::join_all(checks.iter().map(|c| c.settle(&ctx))).await;
+    let settled = futures::future::join_all(checks.iter().map(|c| c.settle(&ctx))).await;
+    // What the run started and only settled later decides too: the check fails.
+    for (r, outcome) in records.iter_mut().zip(settled) {
+        let Err(e) = outcome else { continue };
+        tracing::warn!(check = r.check, error = %e, "check failed after its run");
+        ctx.metrics
+            .check_success
+            .with_label_values(&[r.check])
+            .set(0);
+        if r.result == RunResult::Success {
+            r.result = RunResult::Failure;
+            r.message = e.0;
+        } else {
+            r.message = format!("{}; {}", r.message, e.0);
+        }
+    }
     token.cancel();
     if tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
@@ -372,6 +388,37 @@ mod tests {
         s.stop(Duration::from_secs(1)).await;
         tokio::time::sleep(Duration::from_secs(600)).await;
         assert_eq!(ok_runs.load(Ordering::SeqCst), 3, "no runs after stop");
+    }
+
+    /// A check whose run succeeds and whose settling finds a problem.
+    struct SettlesBadly;
+
+    impl Check for SettlesBadly {
+        fn name(&self) -> &'static str {
+            "canary"
+        }
+        fn interval(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+        fn run<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
+            Box::pin(async { Ok("1 canaries sent".into()) })
+        }
+        fn settle<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, Result<(), CheckError>> {
+            Box::pin(async { Err(CheckError("p/s: 1 canary lost".into())) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_fails_a_check_whose_settling_found_a_problem() {
+        let ctx = ctx();
+        let (ok, _) = fake("dns", 60, 0, false);
+        let checks: Vec<Arc<dyn Check>> = vec![Arc::new(SettlesBadly), ok];
+        let records = run_once(&checks, &ctx, &History::default()).await;
+        assert_eq!(records[0].result, RunResult::Failure);
+        assert_eq!(records[0].message, "p/s: 1 canary lost");
+        assert_eq!(records[1].result, RunResult::Success);
+        let success = |c: &str| ctx.metrics.check_success.with_label_values(&[c]).get();
+        assert_eq!((success("canary"), success("dns")), (0, 1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -904,3 +904,246 @@ fn a_canary_delivered_before_its_final_reply_is_read_is_still_counted() {
         "the canary was cleaned up"
     );
 }
+
+/// A proxy to a real IMAP server (the stack's Dovecot) that makes it a server that never
+/// pushes: it drops every untagged `EXISTS` and `RECENT` except in the reply to SELECT, as a
+/// server without a notifier does (Cyrus without `idled` stays silent in IDLE for up to a
+/// minute). A scripted fault, since Dovecot can't be told to stop notifying; everything else,
+/// delivery included, is the real server's.
+fn silent_imap_proxy(upstream: u16) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let selecting = Arc::new(AtomicBool::new(false));
+            let (c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let sel = selecting.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c_in);
+                let mut line = Vec::new();
+                while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    let text = String::from_utf8_lossy(&line).to_ascii_uppercase();
+                    if text
+                        .split(' ')
+                        .nth(1)
+                        .is_some_and(|c| c == "SELECT" || c == "EXAMINE")
+                    {
+                        sel.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&line).is_err() {
+                        break;
+                    }
+                    line.clear();
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s_in);
+                let mut line = Vec::new();
+                while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    let text = String::from_utf8_lossy(&line);
+                    let words: Vec<&str> = text.trim_end().split(' ').collect();
+                    let announce = words.len() == 3
+                        && words[0] == "*"
+                        && words[1].parse::<u32>().is_ok()
+                        && (words[2].eq_ignore_ascii_case("EXISTS")
+                            || words[2].eq_ignore_ascii_case("RECENT"));
+                    if !words[0].starts_with(['*', '+']) {
+                        selecting.store(false, Ordering::SeqCst);
+                    }
+                    if (!announce || selecting.load(Ordering::SeqCst))
+                        && c_out.write_all(&line).is_err()
+                    {
+                        break;
+                    }
+                    line.clear();
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_never_pushes_still_has_its_canaries_found_by_poll_within_the_verify_interval() {
+    // Two seeds on the real Dovecot: `silent` behind a proxy that drops every announcement of
+    // new mail (IDLE stays silent), `pushing` direct. The deadline is short: a watcher that
+    // waited for the server's push (or the 20 min IDLE refresh) would count `silent`'s canary
+    // lost.
+    let st = Stack::start("canary-silent", &[]);
+    let dir = TempDir::new("canary-silent");
+    let ca = st.get("DX_CA_FILE");
+    let cfg = config(&dir)
+        .canary(
+            Canary::new()
+                .interval("1h")
+                .jitter(0.0)
+                .deadline("6s")
+                .verify_interval("1s"),
+        )
+        .provider(Provider::starttls("mx", st.port("DX_SMTP_MX_PORT")).ca_file(ca))
+        .seed(
+            Seed::no_tls("silent", silent_imap_proxy(st.port("DX_IMAP_PORT")))
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1"),
+        )
+        .seed(
+            imaps_seed(&st, "pushing")
+                .address("seed2@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
+    let (out, s) = once(&cfg);
+    let err = stderr(&out);
+    assert!(out.status.success(), "once failed:\n{err}");
+    let path = |seed: &str, path: &str| {
+        s.value(
+            "deliverability_canary_detected_total",
+            &[("provider", "mx"), ("seed", seed), ("path", path)],
+        )
+    };
+    let latency = |seed: &str| {
+        s.value(
+            "deliverability_canary_delivery_duration_seconds_sum",
+            &[("provider", "mx"), ("seed", seed)],
+        )
+        .unwrap()
+    };
+    for seed in ["silent", "pushing"] {
+        let l = [("provider", "mx"), ("seed", seed)];
+        assert_eq!(
+            s.value("deliverability_canary_lost_total", &l),
+            Some(0.0),
+            "{err}"
+        );
+        assert_eq!(
+            s.value(
+                "deliverability_canary_delivered_total",
+                &[l[0], l[1], ("placement", "inbox")]
+            ),
+            Some(1.0),
+            "{seed}: {err}"
+        );
+        assert_eq!(
+            s.value(
+                "deliverability_imap_verify_interval_seconds",
+                &[("seed", seed)]
+            ),
+            Some(1.0)
+        );
+        eprintln!(
+            "detection latency {seed}: {:.3} s (push {:?}, poll {:?}, scan {:?})",
+            latency(seed),
+            path(seed, "push"),
+            path(seed, "poll"),
+            path(seed, "scan")
+        );
+    }
+    // The silent server announced nothing: found by the watcher's own search, within the
+    // cadence (plus the time of one search).
+    assert_eq!(path("silent", "poll"), Some(1.0), "{err}");
+    assert_eq!(path("silent", "push"), Some(0.0), "{err}");
+    assert!(latency("silent") < 1.8, "latency {}", latency("silent"));
+    // Dovecot pushes ~0.5 s after delivery; the 1 s cadence may still look first.
+    assert_eq!(
+        path("pushing", "push").unwrap() + path("pushing", "poll").unwrap(),
+        1.0,
+        "{err}"
+    );
+    assert!(latency("pushing") < 1.8, "latency {}", latency("pushing"));
+}
+
+#[test]
+fn once_exits_1_for_a_lost_canary_and_for_a_refused_seed_login() {
+    let st = Stack::start("canary-once", &[]);
+    let ca = st.get("DX_CA_FILE");
+    let mx = st.port("DX_SMTP_MX_PORT");
+    let quick = || Canary::new().deadline("3s").verify_interval("500ms");
+
+    // A canary delivered where the seed's watchers don't look (to seed3, watched: seed2's
+    // mailbox): Postfix and Dovecot deliver it, the exporter never sees it: lost.
+    let dir = TempDir::new("canary-once-lost");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "elsewhere")
+                .address("seed3@seed.test")
+                .login("seed2@seed.test", "pw-seed2"),
+        )
+        .write();
+    let (out, s) = once(&cfg);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a lost canary must fail once:\n{err}"
+    );
+    let l = [("provider", "mx"), ("seed", "elsewhere")];
+    assert_eq!(s.value("deliverability_canary_lost_total", &l), Some(1.0));
+    assert_eq!(s.value("deliverability_canary_sent_total", &l), Some(1.0));
+    assert_eq!(
+        s.value("deliverability_check_success", &[("check", "canary")]),
+        Some(0.0)
+    );
+    assert!(
+        err.contains("check canary failure: mx/elsewhere: 1 canary lost"),
+        "{err}"
+    );
+    assert!(!err.contains("not watched"), "{err}");
+
+    // A seed whose login is refused: it cannot be watched, and its canary is lost too.
+    let dir = TempDir::new("canary-once-login");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "refused")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "wrong-password"),
+        )
+        .write();
+    let (out, s) = once(&cfg);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused seed login must fail once:\n{err}"
+    );
+    for folder in ["inbox", "spam"] {
+        assert_eq!(
+            s.value(
+                "deliverability_imap_up",
+                &[("seed", "refused"), ("folder", folder)]
+            ),
+            Some(0.0)
+        );
+        assert!(
+            err.contains(&format!("seed refused {folder}: not watched: ")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("mx/refused: 1 canary lost"), "{err}");
+
+    // The same seed with its password: exit 0.
+    let dir = TempDir::new("canary-once-ok");
+    let cfg = config(&dir)
+        .canary(quick())
+        .provider(Provider::starttls("mx", mx).ca_file(ca))
+        .seed(
+            imaps_seed(&st, "fine")
+                .address("seed1@seed.test")
+                .login("seed1@seed.test", "pw-seed1"),
+        )
+        .write();
+    let (out, _) = once(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

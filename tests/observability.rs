@@ -124,7 +124,7 @@ or `deliverability_dnsbl_*`) plus `deliverability_probe_success` and
 
 Label values are bounded: `provider`, `seed`, `check`, `zone`, `source` and `domain` come from
 the configuration (`domain=\"other\"` for report domains not configured), `stage`, `class`,
-`placement`, `method`, `result`, `reason`, `policy`, `mode`, `qualifier`, `type`,
+`placement`, `path`, `method`, `result`, `reason`, `policy`, `mode`, `qualifier`, `type`,
 `disposition` from fixed sets; `code` is a three-digit SMTP reply code or empty; `reporter` and
 report `source` are capped by `reports.label_limit`.
 

@@ -52,6 +52,8 @@ pub struct CanaryCheck {
     /// XOAUTH2 token sources of the providers that refresh their access tokens.
     tokens: HashMap<String, Arc<TokenSource>>,
     first_run: std::sync::atomic::AtomicBool,
+    /// Unix time of the first run: canaries lost since are this process's to report.
+    started: std::sync::OnceLock<f64>,
 }
 
 impl CanaryCheck {
@@ -79,6 +81,7 @@ impl CanaryCheck {
             tracker,
             ready: Default::default(),
             first_run: true.into(),
+            started: Default::default(),
         }
     }
 
@@ -214,7 +217,7 @@ impl CanaryCheck {
         };
         // Known as ours from before the first byte: the seed may receive the message before
         // the final reply has been read, and its watcher must not take it for a stranger's.
-        let _sending = self.tracker.sending(&token);
+        let _sending = self.tracker.sending(&token, &seed.name);
         let outcome = send::send(SendRequest {
             provider: p,
             rcpt: &seed.address,
@@ -337,6 +340,7 @@ impl Check for CanaryCheck {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {
         Box::pin(async move {
+            let _ = self.started.set(ctx.clock.unix());
             if self
                 .first_run
                 .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -453,6 +457,8 @@ impl Check for CanaryCheck {
             ctx.clone(),
             self.tracker.clone(),
             self.board.clone(),
+            self.ready.clone(),
+            loss_grace(&cfg.canary),
         )));
         for p in &cfg.providers {
             if p.insecure_skip_verify {
@@ -462,10 +468,50 @@ impl Check for CanaryCheck {
         tasks
     }
 
-    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, ()> {
+    fn settle<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, Result<(), CheckError>> {
         Box::pin(async move {
-            let limit = self.config.canary.deadline.get() + Duration::from_secs(2);
+            let limit = self.config.canary.deadline.get()
+                + loss_grace(&self.config.canary)
+                + Duration::from_secs(2);
             let _ = tokio::time::timeout(limit, self.tracker.settled()).await;
+            let since = self.started.get().copied().unwrap_or(f64::MIN);
+            let mut problems = Vec::new();
+            let mut lost: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for route in self.tracker.lost_since(since) {
+                *lost.entry(route).or_default() += 1;
+            }
+            for ((p, s), n) in lost {
+                problems.push(format!(
+                    "{p}/{s}: {n} canary lost (not seen in the seed by canary.deadline)"
+                ));
+            }
+            let pending = self.tracker.in_flight_count();
+            if pending > 0 {
+                problems.push(format!("{pending} canaries still in flight"));
+            }
+            for seed in &self.config.seeds {
+                if seed.password.is_none() && seed.oauth2.is_none() {
+                    problems.push(format!(
+                        "seed {}: not watched (no password or access token)",
+                        seed.name
+                    ));
+                    continue;
+                }
+                for role in [Role::Inbox, Role::Spam] {
+                    if let Some(why) = self.ready.not_watching(&seed.name, role) {
+                        problems.push(format!(
+                            "seed {} {}: not watched: {why}",
+                            seed.name,
+                            role.as_str()
+                        ));
+                    }
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(CheckError(problems.join("; ")))
+            }
         })
     }
 }
@@ -483,9 +529,25 @@ pub fn seed_endpoint(seed: &Seed, secret: crate::config::Secret) -> Endpoint {
     }
 }
 
+/// How long after its deadline a canary waits at most for its seed's watchers to search once
+/// more before it is counted lost (a watcher stuck in a command must not hold it forever).
+fn loss_grace(c: &crate::config::CanaryConfig) -> Duration {
+    c.verify_interval.get() + c.imap_timeout.get()
+}
+
 /// Counts canaries lost at their deadline, keeps the in-flight gauges true, and saves the
-/// tracker's state at most once a second.
-async fn deadlines(ctx: Context, tracker: Arc<Tracker>, board: Arc<RouteBoard>) {
+/// tracker's state at most once a second. A canary past its deadline is counted lost once
+/// every watched folder of its seed has been searched since the deadline (within
+/// `verify_interval`, as its watchers look that often while it is in flight), or after
+/// `grace`.
+async fn deadlines(
+    ctx: Context,
+    tracker: Arc<Tracker>,
+    board: Arc<RouteBoard>,
+    ready: Arc<Readiness>,
+    grace: Duration,
+) {
+    let grace = grace.as_secs_f64();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
@@ -499,7 +561,9 @@ async fn deadlines(ctx: Context, tracker: Arc<Tracker>, board: Arc<RouteBoard>) 
         }
         let now = ctx.clock.unix();
         let m = &ctx.metrics.canary;
-        for f in tracker.expire(now) {
+        let looked =
+            |f: &InFlight| now >= f.deadline + grace || ready.searched_since(&f.seed, f.deadline);
+        for f in tracker.expire(now, looked) {
             let labels = [f.provider.as_str(), f.seed.as_str()];
             m.lost.with_label_values(&labels).inc();
             m.success.with_label_values(&labels).set(0);
@@ -530,7 +594,7 @@ struct Arrivals {
 impl Sightings for Arrivals {
     fn found(&self, f: Found) -> Verdict {
         let m = &self.ctx.metrics.canary;
-        match self.tracker.sighted(&f.token, f.arrived) {
+        match self.tracker.sighted(&f.token, f.arrived, f.seen) {
             Sighting::Delivered { flight, latency } => {
                 if !self
                     .routes
@@ -553,6 +617,9 @@ impl Sightings for Arrivals {
                 m.delivery_duration
                     .with_label_values(&labels)
                     .observe(latency);
+                m.detected
+                    .with_label_values(&[labels[0], labels[1], f.via.as_str()])
+                    .inc();
                 let inbox = f.role == Role::Inbox;
                 m.success.with_label_values(&labels).set(i64::from(inbox));
                 if inbox {
@@ -571,6 +638,7 @@ impl Sightings for Arrivals {
                     provider = %flight.provider,
                     seed = %flight.seed,
                     placement,
+                    path = f.via.as_str(),
                     latency_seconds = latency,
                     token = %f.token,
                     noticed_at = f.arrived,
@@ -595,5 +663,9 @@ impl Sightings for Arrivals {
             Sighting::Sending => Verdict::Retry,
             Sighting::Unknown => Verdict::Keep,
         }
+    }
+
+    fn awaiting(&self, seed: &str) -> bool {
+        self.tracker.awaiting(seed)
     }
 }

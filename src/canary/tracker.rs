@@ -68,7 +68,7 @@ pub enum Sighting {
 struct Inner {
     /// Tokens whose send is under way (not persisted: a canary whose send did not finish
     /// before a crash is neither delivered nor lost).
-    sending: HashSet<String>,
+    sending: HashMap<String, String>,
     in_flight: HashMap<String, InFlight>,
     lost: HashMap<String, Gone>,
     done: HashMap<String, Gone>,
@@ -139,8 +139,10 @@ impl Tracker {
     /// Marks `token` as being sent until [`Tracker::add`] is called for it or the returned
     /// guard is dropped (a send that failed, or was cancelled, before the message was
     /// accepted). Call it before the first byte of the message goes out.
-    pub fn sending(&self, token: &str) -> Sending<'_> {
-        self.lock().sending.insert(token.to_string());
+    pub fn sending(&self, token: &str, seed: &str) -> Sending<'_> {
+        self.lock()
+            .sending
+            .insert(token.to_string(), seed.to_string());
         Sending {
             tracker: self,
             token: token.to_string(),
@@ -156,8 +158,9 @@ impl Tracker {
         self.changed.notify_waiters();
     }
 
-    /// Records a sighting of `token` at unix time `at`.
-    pub fn sighted(&self, token: &str, at: f64) -> Sighting {
+    /// Records a sighting of `token`: estimated to have arrived at unix time `at`, and seen
+    /// for certain by `seen` (see [`latency`]).
+    pub fn sighted(&self, token: &str, at: f64, seen: f64) -> Sighting {
         let mut i = self.lock();
         if let Some(f) = i.in_flight.remove(token) {
             i.done.insert(
@@ -171,7 +174,7 @@ impl Tracker {
             i.dirty = true;
             drop(i);
             self.changed.notify_waiters();
-            let latency = (at - f.data_done).max(0.0);
+            let latency = latency(f.data_done, at, seen);
             return Sighting::Delivered { flight: f, latency };
         }
         if let Some(g) = i.lost.remove(token) {
@@ -185,7 +188,7 @@ impl Tracker {
         if i.done.contains_key(token) {
             return Sighting::Duplicate;
         }
-        if i.sending.contains(token) {
+        if i.sending.contains_key(token) {
             return Sighting::Sending;
         }
         Sighting::Unknown
@@ -197,13 +200,15 @@ impl Tracker {
         i.in_flight.contains_key(token) || i.lost.contains_key(token) || i.done.contains_key(token)
     }
 
-    /// Moves canaries past their deadline to lost and returns them; forgets old tokens.
-    pub fn expire(&self, now: f64) -> Vec<InFlight> {
+    /// Moves canaries past their deadline to lost and returns them; forgets old tokens. A
+    /// canary is lost only once `looked` says its seed has been searched since its deadline:
+    /// one that sits in a watched folder is found, never counted lost.
+    pub fn expire(&self, now: f64, looked: impl Fn(&InFlight) -> bool) -> Vec<InFlight> {
         let mut i = self.lock();
         let expired: Vec<String> = i
             .in_flight
             .values()
-            .filter(|f| f.deadline <= now)
+            .filter(|f| f.deadline <= now && looked(f))
             .map(|f| f.token.clone())
             .collect();
         let mut lost = Vec::with_capacity(expired.len());
@@ -233,6 +238,17 @@ impl Tracker {
         lost
     }
 
+    /// The routes (provider, seed) of the canaries counted lost at or after unix time `since`,
+    /// one entry per canary (a lost canary seen late since is not in it).
+    pub fn lost_since(&self, since: f64) -> Vec<(String, String)> {
+        self.lock()
+            .lost
+            .values()
+            .filter(|g| g.at >= since)
+            .map(|g| (g.provider.clone(), g.seed.clone()))
+            .collect()
+    }
+
     /// Canaries in flight per (provider, seed).
     pub fn in_flight_by_route(&self) -> HashMap<(String, String), i64> {
         let mut m = HashMap::new();
@@ -240,6 +256,12 @@ impl Tracker {
             *m.entry((f.provider.clone(), f.seed.clone())).or_insert(0) += 1;
         }
         m
+    }
+
+    /// Whether a canary to `seed` is in flight or being sent.
+    pub fn awaiting(&self, seed: &str) -> bool {
+        let i = self.lock();
+        i.sending.values().any(|s| s == seed) || i.in_flight.values().any(|f| f.seed == seed)
     }
 
     pub fn in_flight_count(&self) -> usize {
@@ -301,6 +323,19 @@ impl Tracker {
     }
 }
 
+/// The latency of a canary whose final reply came at `data_done`, estimated to have arrived at
+/// `at` and certainly there by `seen` (all unix seconds). An arrival estimate at or before the
+/// final reply (an INTERNALDATE, truncated to the second, from a server whose clock is behind)
+/// tells nothing: the time it was seen bounds the latency instead. A canary noticed the moment
+/// it arrived has `at == seen`; one seen before its final reply was read has latency 0.
+pub fn latency(data_done: f64, at: f64, seen: f64) -> f64 {
+    if at > data_done {
+        at - data_done
+    } else {
+        (seen - data_done).max(0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,15 +363,28 @@ mod tests {
         let t = Tracker::load(dir("dup"));
         t.add(flight("a", 1000.0));
         assert_eq!(
-            t.sighted("a", 103.5),
+            t.sighted("a", 103.5, 103.5),
             Sighting::Delivered {
                 flight: flight("a", 1000.0),
                 latency: 2.5
             }
         );
-        assert_eq!(t.sighted("a", 104.0), Sighting::Duplicate);
-        assert_eq!(t.sighted("zzz", 104.0), Sighting::Unknown);
+        assert_eq!(t.sighted("a", 104.0, 104.0), Sighting::Duplicate);
+        assert_eq!(t.sighted("zzz", 104.0, 104.0), Sighting::Unknown);
         assert!(t.is_known("a") && !t.is_known("zzz"));
+    }
+
+    #[test]
+    fn latency_is_never_zero_for_a_canary_that_arrived_after_its_reply() {
+        // Noticed as it arrived.
+        assert_eq!(latency(100.25, 100.75, 100.75), 0.5);
+        // Seen before its final reply was read: it was there at once.
+        assert_eq!(latency(100.25, 100.0, 100.0), 0.0);
+        // A scan's INTERNALDATE estimate (end of its second) after the reply: that.
+        assert_eq!(latency(100.25, 101.0, 160.0), 0.75);
+        // One at or before the reply (server clock behind) says nothing: the time seen.
+        assert_eq!(latency(100.25, 100.0, 160.0), 59.75);
+        assert_eq!(latency(100.25, 100.25, 160.0), 59.75);
     }
 
     #[test]
@@ -344,25 +392,38 @@ mod tests {
         let t = Tracker::load(dir("late"));
         t.add(flight("a", 200.0));
         t.add(flight("b", 300.0));
-        assert_eq!(t.expire(199.0), vec![]);
+        assert_eq!(t.expire(199.0, |_| true), vec![]);
         assert_eq!(t.next_deadline(), Some(200.0));
-        assert_eq!(t.expire(200.0), vec![flight("a", 200.0)]);
+        assert_eq!(t.expire(200.0, |_| true), vec![flight("a", 200.0)]);
         assert_eq!(t.in_flight_count(), 1);
+        assert_eq!(t.lost_since(200.0), vec![("p".into(), "s".into())]);
+        assert_eq!(t.lost_since(200.5), vec![]);
+        // Not lost until its seed has been looked at since the deadline.
+        t.add(flight("d", 210.0));
+        assert_eq!(t.expire(215.0, |_| false), vec![]);
         assert_eq!(
-            t.sighted("a", 250.0),
+            t.expire(216.0, |f| f.token == "d"),
+            vec![flight("d", 210.0)]
+        );
+        assert_eq!(
+            t.sighted("a", 250.0, 250.0),
             Sighting::Late {
                 provider: "p".into(),
                 seed: "s".into()
             }
         );
-        assert_eq!(t.sighted("a", 251.0), Sighting::Duplicate);
+        assert_eq!(t.sighted("a", 251.0, 251.0), Sighting::Duplicate);
         // Lost tokens are forgotten after a day.
-        t.expire(300.0);
+        t.expire(300.0, |_| true);
         t.add(flight("c", 400.0));
-        t.expire(400.0);
-        t.expire(400.0 + KEEP_LOST_SECONDS);
+        t.expire(400.0, |_| true);
+        t.expire(400.0 + KEEP_LOST_SECONDS, |_| true);
         assert_eq!(
-            t.sighted("c", 400.0 + KEEP_LOST_SECONDS + 1.0),
+            t.sighted(
+                "c",
+                400.0 + KEEP_LOST_SECONDS + 1.0,
+                400.0 + KEEP_LOST_SECONDS + 1.0
+            ),
             Sighting::Unknown
         );
     }
@@ -374,7 +435,7 @@ mod tests {
         t.add(flight("a", 1000.0));
         t.add(flight("b", 1000.0));
         assert_eq!(
-            t.sighted("b", 105.0),
+            t.sighted("b", 105.0, 105.0),
             Sighting::Delivered {
                 flight: flight("b", 1000.0),
                 latency: 4.0
@@ -384,9 +445,12 @@ mod tests {
         drop(t);
         let t = Tracker::load(d);
         assert_eq!(t.in_flight_count(), 1);
-        assert!(matches!(t.sighted("a", 110.0), Sighting::Delivered { .. }));
+        assert!(matches!(
+            t.sighted("a", 110.0, 110.0),
+            Sighting::Delivered { .. }
+        ));
         assert_eq!(
-            t.sighted("b", 110.0),
+            t.sighted("b", 110.0, 110.0),
             Sighting::Duplicate,
             "done tokens survive too"
         );
@@ -409,7 +473,7 @@ mod tests {
         let waiter = tokio::spawn(async move { t2.settled().await });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        t.sighted("a", 101.0);
+        t.sighted("a", 101.0, 101.0);
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
             .await
             .unwrap()
@@ -421,12 +485,13 @@ mod tests {
         let t = Tracker::load(dir("sending"));
         let f = flight("tok-s", 1000.0);
         {
-            let _guard = t.sending("tok-s");
-            assert_eq!(t.sighted("tok-s", 99.0), Sighting::Sending);
+            let _guard = t.sending("tok-s", "s");
+            assert_eq!(t.sighted("tok-s", 99.0, 99.0), Sighting::Sending);
+            assert!(t.awaiting("s") && !t.awaiting("other"));
             assert_eq!(t.in_flight_count(), 0, "not in flight before the send ends");
             t.add(f.clone());
         }
-        match t.sighted("tok-s", 102.0) {
+        match t.sighted("tok-s", 102.0, 102.0) {
             Sighting::Delivered { flight, latency } => {
                 assert_eq!(flight, f);
                 assert_eq!(latency, 1.0);
@@ -434,8 +499,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A send that ends without the message accepted forgets the token.
-        drop(t.sending("tok-f"));
-        assert_eq!(t.sighted("tok-f", 1.0), Sighting::Unknown);
+        drop(t.sending("tok-f", "s"));
+        assert_eq!(t.sighted("tok-f", 1.0, 1.0), Sighting::Unknown);
         assert!(!t.is_known("tok-f"));
     }
 }

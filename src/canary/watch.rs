@@ -3,7 +3,12 @@
 //! One long-lived connection per watched folder (INBOX, and the spam folder), not one per
 //! canary: the cost grows with seeds, not with canaries. The folder is watched with IDLE,
 //! re-issued every `canary.idle_refresh` (well inside the 29 minutes after which servers drop
-//! it) and followed by a NOOP as a keepalive; a server without IDLE is polled. After any error
+//! it) and followed by a NOOP as a keepalive; a server without IDLE is polled. Push is not
+//! trusted alone: while canaries of the seed are in flight the watcher also leaves IDLE every
+//! `canary.verify_interval` and searches for new messages itself, so a server that announces
+//! nothing (Cyrus without `idled`, or one that only re-checks every minute) delays detection by
+//! at most that cadence instead of turning canaries into lost ones. Each canary found says which
+//! path found it ([`Via`]). After any error
 //! the watcher reconnects with exponential backoff and jitter. Every IMAP command runs under
 //! `canary.imap_timeout`.
 //!
@@ -48,14 +53,37 @@ impl Role {
     }
 }
 
+/// Which path found a canary: the `path` label of `deliverability_canary_detected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The server announced new mail (`EXISTS` in IDLE or in the reply to a command).
+    Push,
+    /// The watcher looked on its own: every `canary.verify_interval` while canaries are in
+    /// flight, at an IDLE refresh, or polling a server without IDLE.
+    Poll,
+    /// The scan at start-up or after a reconnect.
+    Scan,
+}
+
+impl Via {
+    /// One of [`crate::metrics::canary::DETECTION_PATHS`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Push => "push",
+            Via::Poll => "poll",
+            Via::Scan => "scan",
+        }
+    }
+}
+
 /// How a canary was noticed, which decides its arrival time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Noticed {
     /// At start-up (or after a reconnect): it may have arrived while nobody watched, so its
-    /// INTERNALDATE is the best arrival time.
+    /// INTERNALDATE is the best arrival time (see [`scan_arrival`]).
     Scan,
-    /// Right after the IDLE notification (or poll) at this unix time.
-    At(f64),
+    /// Right after the IDLE notification (or poll) at this unix time, by this path.
+    At(f64, Via),
 }
 
 /// A canary found in a folder.
@@ -66,8 +94,13 @@ pub struct Found {
     pub token: String,
     /// Unix time it arrived (see [`Noticed`]).
     pub arrived: f64,
+    /// Unix time by which it had arrived for certain: when the watcher saw it (the same as
+    /// `arrived` unless found by a scan).
+    pub seen: f64,
     /// The server's INTERNALDATE, unix seconds.
     pub internal_date: Option<i64>,
+    /// The path that found it.
+    pub via: Via,
     /// What its headers say: token, the receiver's verdicts, spam scores, Received chain.
     pub headers: CanaryHeaders,
 }
@@ -90,6 +123,10 @@ const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// Receives the canaries watchers find.
 pub trait Sightings: Send + Sync {
     fn found(&self, f: Found) -> Verdict;
+
+    /// Whether canaries to this seed are in flight (or being sent): its watchers then look
+    /// every `canary.verify_interval` whatever the server announces.
+    fn awaiting(&self, seed: &str) -> bool;
 }
 
 /// Which watchers are up, so the first send round can wait for them: a canary that arrives
@@ -107,6 +144,11 @@ struct ReadyState {
     up: HashSet<(String, Role)>,
     /// Watching now or has tried and failed: waiting longer for it won't help.
     settled: HashSet<(String, Role)>,
+    /// The last error of each watcher not up now.
+    errors: HashMap<(String, Role), String>,
+    /// When each watcher's last completed search started: anything delivered before then
+    /// has been seen.
+    looked: HashMap<(String, Role), f64>,
 }
 
 impl Readiness {
@@ -114,6 +156,7 @@ impl Readiness {
         let key = (seed.to_string(), role);
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let changed = if up {
+            s.errors.remove(&key);
             s.up.insert(key.clone())
         } else {
             s.up.remove(&key)
@@ -123,6 +166,49 @@ impl Readiness {
         if changed || settled {
             self.changed.notify_waiters();
         }
+    }
+
+    /// Records why the watcher of `seed`'s folder is not up.
+    fn failed(&self, seed: &str, role: Role, error: String) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .errors
+            .insert((seed.to_string(), role), error);
+    }
+
+    /// Records that a search of `seed`'s folder, started at unix time `at`, completed.
+    fn looked(&self, seed: &str, role: Role, at: f64) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .looked
+            .insert((seed.to_string(), role), at);
+    }
+
+    /// Whether every folder of `seed` that is watched now has been searched by a search that
+    /// started at or after unix time `t` (a folder not watched has nothing to wait for).
+    pub fn searched_since(&self, seed: &str, t: f64) -> bool {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        [Role::Inbox, Role::Spam].into_iter().all(|role| {
+            let key = (seed.to_string(), role);
+            !s.up.contains(&key) || s.looked.get(&key).is_some_and(|at| *at >= t)
+        })
+    }
+
+    /// Why the watcher of `seed`'s folder is not watching now; `None` when it is.
+    pub fn not_watching(&self, seed: &str, role: Role) -> Option<String> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (seed.to_string(), role);
+        if s.up.contains(&key) {
+            return None;
+        }
+        Some(
+            s.errors
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| "not connected yet".into()),
+        )
     }
 
     /// Watchers up now.
@@ -221,6 +307,7 @@ impl Watcher {
             if shutdown.is_cancelled() {
                 return;
             }
+            self.ready.failed(&self.seed, self.role, e.to_string());
             // A session that lasted a while resets the backoff.
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = Duration::from_secs(1);
@@ -254,13 +341,26 @@ impl Watcher {
             .imap_up
             .with_label_values(&self.label())
             .set(1);
+        let verify = self.cadence(idle);
+        self.metrics
+            .canary
+            .verify_interval
+            .with_label_values(&[&self.seed])
+            .set(verify.as_secs_f64());
+        // A fixed beat, not a sleep restarted after each search: the time searches take does
+        // not stretch the cadence.
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + verify, verify);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
 
         let mut last_uid = 0u32;
-        // Canaries found while still being sent, by UID, with the time they were first seen.
+        // Canaries found while still being sent, by UID, with the time and path that first
+        // saw them.
         let mut held = HashMap::new();
+        let started = self.clock.unix();
         self.scan(&mut s, &mut last_uid, &mut held, Noticed::Scan, filing)
             .await?;
+        self.ready.looked(&self.seed, self.role, started);
         let mut hinted = new_mail_hinted(&mut s);
         self.ready.set(&self.seed, self.role, true);
         loop {
@@ -268,7 +368,7 @@ impl Watcher {
             let noticed = if hinted {
                 // Mail arrived while the last scan ran, and the server said so in a reply to one
                 // of its commands: it will not say it again in IDLE, so look now.
-                Noticed::At(self.clock.unix())
+                Noticed::At(self.clock.unix(), Via::Push)
             } else if !held.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_EVERY) => {}
@@ -277,39 +377,51 @@ impl Watcher {
                         return Ok(());
                     }
                 }
-                Noticed::At(self.clock.unix())
+                // Keeps the path that first saw the held canary.
+                Noticed::At(self.clock.unix(), Via::Poll)
             } else if idle {
                 let mut handle = s.idle();
                 step("IDLE", limit, handle.init()).await?;
                 let outcome = {
                     let (wait, _stop) = handle.wait_with_timeout(self.cfg.idle_refresh.get());
-                    tokio::select! {
-                        r = wait => Some(r),
-                        _ = shutdown.cancelled() => None,
+                    let mut wait = std::pin::pin!(wait);
+                    // While canaries are in flight, leave IDLE every `verify` and look: the
+                    // server may never announce them.
+                    loop {
+                        tokio::select! {
+                            r = &mut wait => break Woke::Idle(r),
+                            _ = shutdown.cancelled() => break Woke::Shutdown,
+                            _ = beat.tick() => {
+                                if self.sightings.awaiting(&self.seed) {
+                                    break Woke::Verify;
+                                }
+                            }
+                        }
                     }
                 };
                 let at = self.clock.unix();
                 s = step("DONE", limit, handle.done()).await?;
                 match outcome {
-                    None => {
+                    Woke::Shutdown => {
                         let _ = tokio::time::timeout(limit, s.logout()).await;
                         return Ok(());
                     }
-                    Some(Err(e)) => return Err(imap::command_error("IDLE", e)),
-                    Some(Ok(IdleResponse::ManualInterrupt)) => {
+                    Woke::Verify => Noticed::At(at, Via::Poll),
+                    Woke::Idle(Err(e)) => return Err(imap::command_error("IDLE", e)),
+                    Woke::Idle(Ok(IdleResponse::ManualInterrupt)) => {
                         return Err(ImapError {
                             kind: ImapErrorKind::Network,
                             message: "connection closed during IDLE".into(),
                         });
                     }
-                    Some(Ok(IdleResponse::Timeout)) => {
+                    Woke::Idle(Ok(IdleResponse::Timeout)) => {
                         // Refresh IDLE; the NOOP keeps NATs and the server's timers happy.
                         step("NOOP", limit, s.noop()).await?;
-                        Noticed::At(at)
+                        Noticed::At(at, Via::Poll)
                     }
-                    Some(Ok(IdleResponse::NewData(resp))) => {
+                    Woke::Idle(Ok(IdleResponse::NewData(resp))) => {
                         if let Response::MailboxData(MailboxDatum::Exists(_)) = resp.parsed() {
-                            Noticed::At(at)
+                            Noticed::At(at, Via::Push)
                         } else {
                             // Flags or expunges: nothing new to look for.
                             continue;
@@ -317,25 +429,47 @@ impl Watcher {
                     }
                 }
             } else {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.cfg.poll_interval.get()) => {}
-                    _ = shutdown.cancelled() => {
-                        let _ = tokio::time::timeout(limit, s.logout()).await;
-                        return Ok(());
+                // Every `poll_interval`, or every `verify` while canaries are in flight.
+                let until = tokio::time::Instant::now() + self.cfg.poll_interval.get();
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = beat.tick() => {
+                            if self.sightings.awaiting(&self.seed) {
+                                break;
+                            }
+                        }
+                        _ = shutdown.cancelled() => {
+                            let _ = tokio::time::timeout(limit, s.logout()).await;
+                            return Ok(());
+                        }
                     }
                 }
                 step("NOOP", limit, s.noop()).await?;
-                Noticed::At(self.clock.unix())
+                Noticed::At(self.clock.unix(), Via::Poll)
             };
             // Hints of mail that came before this scan: the scan finds that mail anyway.
             while s.unsolicited_responses.try_recv().is_ok() {}
+            let started = self.clock.unix();
             let found = self
                 .scan(&mut s, &mut last_uid, &mut held, noticed, filing)
                 .await?;
+            self.ready.looked(&self.seed, self.role, started);
             // A server announces new mail before the command that sees it runs, so a scan made
             // for a hint finds something. One that found nothing means the server repeats
             // itself: go back to IDLE rather than scan in a loop.
             hinted = new_mail_hinted(&mut s) && (found > 0 || !rescan);
+        }
+    }
+
+    /// How often the folder is looked at while canaries are in flight: `canary.verify_interval`,
+    /// or `poll_interval` on a server without IDLE when that is shorter.
+    fn cadence(&self, idle: bool) -> Duration {
+        let verify = self.cfg.verify_interval.get();
+        if idle {
+            verify
+        } else {
+            verify.min(self.cfg.poll_interval.get())
         }
     }
 
@@ -426,7 +560,7 @@ impl Watcher {
         &self,
         s: &mut ImapSession,
         last_uid: &mut u32,
-        held: &mut HashMap<u32, f64>,
+        held: &mut HashMap<u32, (f64, Via)>,
         noticed: Noticed,
         filing: Filing,
     ) -> Result<usize, ImapError> {
@@ -477,23 +611,26 @@ impl Watcher {
             let Some(token) = headers.token.clone() else {
                 continue;
             };
-            let arrived = match (held.get(&uid), noticed) {
+            let (arrived, via) = match (held.get(&uid), noticed) {
                 (Some(first), _) => *first,
-                (None, Noticed::At(t)) => t,
-                (None, Noticed::Scan) => internal_date.map(|d| (d as f64).min(now)).unwrap_or(now),
+                (None, Noticed::At(t, via)) => (t, via),
+                (None, Noticed::Scan) => (scan_arrival(internal_date, now), Via::Scan),
             };
             let verdict = self.sightings.found(Found {
                 seed: self.seed.clone(),
                 role: self.role,
                 token,
                 arrived,
+                // Only a scan estimates the arrival; the other paths saw it then.
+                seen: if via == Via::Scan { now } else { arrived },
                 internal_date,
+                via,
                 headers,
             });
             let old = internal_date
                 .is_some_and(|d| now - d as f64 > self.cfg.sweep_older_than.get().as_secs_f64());
             if verdict == Verdict::Retry {
-                held.insert(uid, arrived);
+                held.insert(uid, (arrived, via));
             } else {
                 held.remove(&uid);
                 if verdict == Verdict::Remove || old {
@@ -526,6 +663,22 @@ impl Watcher {
     }
 }
 
+/// The arrival time of a canary found by a scan, seen at `now`: the end of the second of its
+/// INTERNALDATE (which has one-second resolution: the message arrived within that second, so
+/// the latency is an upper bound accurate to a second, never 0), but never later than `now`;
+/// `now` when the server gave no INTERNALDATE.
+pub fn scan_arrival(internal_date: Option<i64>, now: f64) -> f64 {
+    internal_date.map_or(now, |d| (d as f64 + 1.0).min(now))
+}
+
+/// Why an IDLE ended.
+enum Woke<R> {
+    Idle(R),
+    /// Time to look for the canaries in flight.
+    Verify,
+    Shutdown,
+}
+
 /// Empties the session's unsolicited responses and says whether one of them announced new
 /// mail (EXISTS or RECENT). A full channel counts as a hint too: async-imap drops what does not
 /// fit (it holds 100; moving many canaries brings one EXPUNGE each).
@@ -538,4 +691,49 @@ fn new_mail_hinted(s: &mut ImapSession) -> bool {
         );
     }
     hinted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_counts_as_searched_once_every_watched_folder_was_searched_after_the_time() {
+        let r = Readiness::default();
+        // Not watched at all: nothing to wait for.
+        assert!(r.searched_since("s", 100.0));
+        r.set("s", Role::Inbox, true);
+        r.set("s", Role::Spam, true);
+        assert!(!r.searched_since("s", 100.0));
+        r.looked("s", Role::Inbox, 101.0);
+        assert!(!r.searched_since("s", 100.0), "the spam folder not yet");
+        r.looked("s", Role::Spam, 99.0);
+        assert!(
+            !r.searched_since("s", 100.0),
+            "a search begun before the time"
+        );
+        r.looked("s", Role::Spam, 100.0);
+        assert!(r.searched_since("s", 100.0));
+        // A folder whose watcher went down has nothing more to show.
+        r.set("s", Role::Inbox, false);
+        r.looked("s", Role::Spam, 103.0);
+        assert!(
+            r.searched_since("s", 102.0),
+            "the inbox, down, last looked at 101"
+        );
+        assert!(r.not_watching("s", Role::Inbox).is_some());
+    }
+
+    #[test]
+    fn a_scan_dates_a_canary_by_the_end_of_its_internaldate_second_never_after_it_was_seen() {
+        // INTERNALDATE 1000 means arrived in [1000, 1001): at the latest 1001.
+        assert_eq!(scan_arrival(Some(1000), 5000.0), 1001.0);
+        // Found within that same second: not later than seen.
+        assert_eq!(scan_arrival(Some(1000), 1000.4), 1000.4);
+        assert_eq!(scan_arrival(None, 1234.5), 1234.5);
+        // A canary sent at 999.6 (final reply) whose INTERNALDATE second is 999 gets 0.4 s,
+        // not the 0.0 the truncated date alone would give.
+        let l = crate::canary::tracker::latency(999.6, scan_arrival(Some(999), 2000.0), 2000.0);
+        assert!((l - 0.4).abs() < 1e-9, "{l}");
+    }
 }

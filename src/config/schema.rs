@@ -109,6 +109,9 @@ pub struct CanaryConfig {
     pub idle_refresh: Dur,
     /// Polling interval for folders of servers without IDLE.
     pub poll_interval: Dur,
+    /// While canaries of a seed are in flight, its folders are searched this often whatever
+    /// the server announces (push is not relied on alone).
+    pub verify_interval: Dur,
 }
 
 impl Default for CanaryConfig {
@@ -127,6 +130,7 @@ impl Default for CanaryConfig {
             imap_timeout: Dur::secs(30),
             idle_refresh: Dur::secs(20 * 60),
             poll_interval: Dur::secs(15),
+            verify_interval: Dur::secs(2),
         }
     }
 }

@@ -133,6 +133,17 @@ fn empty_config_is_valid_and_uses_defaults() {
 }
 
 #[test]
+fn verify_interval_defaults_to_seconds_and_must_be_shorter_than_the_deadline() {
+    let c = load("").unwrap();
+    assert_eq!(c.canary.verify_interval.get(), Duration::from_secs(2));
+    let e = err("[canary]\ndeadline = \"3s\"\nverify_interval = \"3s\"\n");
+    assert!(e.contains("canary.verify_interval"), "{e}");
+    assert!(e.contains("shorter than canary.deadline"), "{e}");
+    let e = err("[canary]\nverify_interval = \"10ms\"\n");
+    assert!(e.contains("at least 100ms"), "{e}");
+}
+
+#[test]
 fn bad_port_names_file_line_column_and_field() {
     let text = "[[providers]]\nname = \"a\"\nhost = \"h\"\nfrom = \"a@b.c\"\n\n[[providers]]\nname = \"b\"\nhost = \"h\"\nfrom = \"a@b.c\"\nport = 70000\n";
     assert_eq!(

@@ -87,6 +87,14 @@ pub(super) fn canary(problems: &mut Problems, c: &CanaryConfig) {
     if c.poll_interval.get() < Duration::from_millis(100) {
         problems.add("canary.poll_interval", "expected at least 100ms");
     }
+    if c.verify_interval.get() < Duration::from_millis(100) {
+        problems.add("canary.verify_interval", "expected at least 100ms");
+    } else if c.verify_interval.get() >= c.deadline.get() {
+        problems.add(
+            "canary.verify_interval",
+            "must be shorter than canary.deadline: a canary must be looked for before it can be counted lost",
+        );
+    }
 }
 
 /// The `oauth2` section of the provider or seed at `at`.

@@ -1,6 +1,6 @@
 //! Canary metric families: sends, SMTP stages, deliveries, placement, the receivers' verdicts,
 //! TLS facts and the IMAP watchers. Labels are bounded: `provider` and `seed` are configured
-//! names, `stage`, `class`, `placement`, `method`, `result` and `source` come from fixed sets,
+//! names, `stage`, `class`, `placement`, `path`, `method`, `result` and `source` come from fixed sets,
 //! `code` is a three-digit SMTP reply code or empty.
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Registry};
@@ -16,6 +16,7 @@ pub struct CanaryMetrics {
     pub stage_duration: HistogramVec,
     pub delivered: IntCounterVec,
     pub delivery_duration: HistogramVec,
+    pub detected: IntCounterVec,
     pub lost: IntCounterVec,
     pub late: IntCounterVec,
     pub uncertain: IntCounterVec,
@@ -30,6 +31,7 @@ pub struct CanaryMetrics {
     pub tls_version: IntGaugeVec,
     pub imap_up: IntGaugeVec,
     pub imap_reconnects: IntCounterVec,
+    pub verify_interval: GaugeVec,
 }
 
 fn histogram_vec(
@@ -45,6 +47,9 @@ fn histogram_vec(
         .expect("metric registered once");
     v
 }
+
+/// The `path` label of `deliverability_canary_detected_total`.
+pub const DETECTION_PATHS: [&str; 3] = ["push", "poll", "scan"];
 
 /// SMTP stages take milliseconds on a good day and tens of seconds on a bad one.
 pub const STAGE_BUCKETS: [f64; 15] = [
@@ -105,14 +110,20 @@ impl CanaryMetrics {
             delivery_duration: histogram_vec(
                 r,
                 "deliverability_canary_delivery_duration_seconds",
-                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox.",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead.",
                 &["provider", "seed"],
                 DELIVERY_BUCKETS.to_vec(),
+            ),
+            detected: int_counter_vec(
+                r,
+                "deliverability_canary_detected_total",
+                "Canaries delivered, by the path that found them: push (the seed's server announced the new message), poll (the watcher searched on its own: every canary.verify_interval while canaries are in flight, at an IDLE refresh, or polling a server without IDLE), scan (the search at start-up or after a reconnect). A seed whose canaries are all found by poll has a server that does not push.",
+                &["provider", "seed", "path"],
             ),
             lost: int_counter_vec(
                 r,
                 "deliverability_canary_lost_total",
-                "Canaries accepted by the provider but not seen in the seed by canary.deadline.",
+                "Canaries accepted by the provider but not seen in the seed by canary.deadline (counted once the seed's watched folders were searched after the deadline).",
                 &["provider", "seed"],
             ),
             late: int_counter_vec(
@@ -193,6 +204,12 @@ impl CanaryMetrics {
                 "Times the watcher of the seed's folder had to connect again after an error.",
                 &["seed", "folder"],
             ),
+            verify_interval: gauge_vec(
+                r,
+                "deliverability_imap_verify_interval_seconds",
+                "How often the seed's watchers search for canaries in flight whatever the server announces (canary.verify_interval; poll_interval if shorter on a server without IDLE): the bound on detection latency, in seconds.",
+                &["seed"],
+            ),
         }
     }
 
@@ -223,6 +240,9 @@ impl CanaryMetrics {
             self.delivered
                 .with_label_values(&[provider, seed, placement]);
         }
+        for path in DETECTION_PATHS {
+            self.detected.with_label_values(&[provider, seed, path]);
+        }
         for method in ["spf", "dkim", "dmarc"] {
             self.auth_results
                 .with_label_values(&[provider, seed, method, "pass"]);
@@ -232,5 +252,6 @@ impl CanaryMetrics {
     pub fn init_seed_folder(&self, seed: &str, folder: &str) {
         self.imap_up.with_label_values(&[seed, folder]);
         self.imap_reconnects.with_label_values(&[seed, folder]);
+        self.verify_interval.with_label_values(&[seed]);
     }
 }

@@ -124,6 +124,10 @@ impl Canary {
         self.0.str("poll_interval", d);
         self
     }
+    pub fn verify_interval(mut self, d: &str) -> Self {
+        self.0.str("verify_interval", d);
+        self
+    }
     /// `cleanup = "move"` with `move_to = folder`.
     pub fn move_to(mut self, folder: &str) -> Self {
         self.0.str("cleanup", "move");
