@@ -27,6 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::alerting::{Webhook, am_alerts, prometheus_scrape};
+use common::config::{Canary, ConfigBuilder, Provider, Seed};
 use common::{Exporter, Stack, TempDir};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -353,42 +354,21 @@ fn the_outage_page_with_the_shipped_timers() {
             ("DX_PROM_RULES", rules_glob.to_str().unwrap()),
         ],
     );
-    let cfg = dir.path().join("dx.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[exporter]
-state_dir = "{state}"
-
-[canary]
-interval = "5m"
-
-[[providers]]
-name = "good"
-host = "127.0.0.1"
-port = {submit}
-tls = "starttls"
-username = "sender1@dx.test"
-password = "pw-sender1"
-from = "canary@dx.test"
-ca_file = "{ca}"
-
-[[seeds]]
-name = "seed1"
-address = "seed1@seed.test"
-host = "127.0.0.1"
-port = {imaps}
-tls = "implicit"
-password = "pw-seed1"
-ca_file = "{ca}"
-"#,
-            state = dir.path().join("state").display(),
-            submit = st.port("DX_SMTP_SUBMIT_PORT"),
-            imaps = st.port("DX_IMAPS_PORT"),
-            ca = st.get("DX_CA_FILE"),
-        ),
-    )
-    .unwrap();
+    let cfg = ConfigBuilder::new(&dir)
+        .canary(Canary::new().interval("5m"))
+        .provider(
+            Provider::starttls("good", st.port("DX_SMTP_SUBMIT_PORT"))
+                .login("sender1@dx.test", "pw-sender1")
+                .from("canary@dx.test")
+                .ca_file(st.get("DX_CA_FILE")),
+        )
+        .seed(
+            Seed::implicit_tls("seed1", st.port("DX_IMAPS_PORT"))
+                .address("seed1@seed.test")
+                .password("pw-seed1")
+                .ca_file(st.get("DX_CA_FILE")),
+        )
+        .write();
     let e = Exporter::start(&cfg, &[]);
     prometheus_scrape(&st, "exporter", &e.addr);
     e.wait_for("the first canary sent", Duration::from_secs(120), |s| {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::config::{Canary, ConfigBuilder, Provider, Seed};
 use common::{Stack, TempDir};
 
 /// Symbols rspamd gives for how a message is put together (not for who sent it).
@@ -92,44 +93,21 @@ fn a_canary_carries_no_spam_symbol_of_its_own_making() {
         .status()
         .unwrap();
     assert!(status.success());
-    let cfg = dir.path().join("dx.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[exporter]
-state_dir = "{state}"
-
-[canary]
-deadline = "30s"
-cleanup = "move"
-move_to = "Checked"
-
-[[providers]]
-name = "signing"
-host = "127.0.0.1"
-port = {submit}
-tls = "starttls"
-username = "sender1@dx.test"
-password = "pw-sender1"
-from = "canary@dx.test"
-ca_file = "{ca}"
-
-[[seeds]]
-name = "seed1"
-address = "seed1@seed.test"
-host = "127.0.0.1"
-port = {imaps}
-tls = "implicit"
-password = "pw-seed1"
-ca_file = "{ca}"
-"#,
-            state = dir.path().join("state").display(),
-            submit = st.port("DX_SMTP_SUBMIT_PORT"),
-            imaps = st.port("DX_IMAPS_PORT"),
-            ca = st.get("DX_CA_FILE"),
-        ),
-    )
-    .unwrap();
+    let cfg = ConfigBuilder::new(&dir)
+        .canary(Canary::new().deadline("30s").move_to("Checked"))
+        .provider(
+            Provider::starttls("signing", st.port("DX_SMTP_SUBMIT_PORT"))
+                .login("sender1@dx.test", "pw-sender1")
+                .from("canary@dx.test")
+                .ca_file(st.get("DX_CA_FILE")),
+        )
+        .seed(
+            Seed::implicit_tls("seed1", st.port("DX_IMAPS_PORT"))
+                .address("seed1@seed.test")
+                .password("pw-seed1")
+                .ca_file(st.get("DX_CA_FILE")),
+        )
+        .write();
     let out = Command::new(common::bin())
         .args(["once", "--only", "canary", "--config.file"])
         .arg(&cfg)

@@ -99,10 +99,9 @@ fn wait_files(dir: &Path, n: usize) {
     }
 }
 
-#[test]
-fn reports_mailed_into_a_mailbox_are_counted_once_and_filed() {
-    let st = Stack::start("reports-imap", &[]);
-    let dir = TempDir::new("reports-imap");
+/// The exporter reading `reports@seed.test` over IMAPS every second, filing reports into
+/// `Reports/processed` and what holds none into `Reports/failed`.
+fn mailbox_config(st: &Stack, dir: &TempDir) -> PathBuf {
     let cfg_path = dir.path().join("dx.toml");
     let cfg = format!(
         r#"[exporter]
@@ -132,6 +131,14 @@ error_folder = "Reports/failed"
         ca = st.get("DX_CA_FILE"),
     );
     std::fs::write(&cfg_path, cfg).unwrap();
+    cfg_path
+}
+
+#[test]
+fn reports_mailed_into_a_mailbox_are_counted_once_and_filed() {
+    let st = Stack::start("reports-imap", &[]);
+    let dir = TempDir::new("reports-imap");
+    let cfg_path = mailbox_config(&st, &dir);
 
     // A gzip'd DMARC report, the same report delivered twice, a TLS report labelled with
     // its own content type, and a message that holds no report.
@@ -279,35 +286,7 @@ fn dmarc_from(org_name: &str, email: &str, id: &str) -> String {
 fn one_receiver_is_one_reporter_in_metrics_and_in_parse_report() {
     let st = Stack::start("reports-reporter", &[]);
     let dir = TempDir::new("reports-reporter");
-    let cfg_path = dir.path().join("dx.toml");
-    let cfg = format!(
-        r#"[exporter]
-state_dir = "{state}"
-
-[[domains]]
-name = "dx.test"
-
-[reports]
-interval = "1s"
-
-[[reports.sources]]
-name = "mailbox"
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-tls = "implicit"
-username = "reports@seed.test"
-password = "pw-reports"
-ca_file = "{ca}"
-folder = "INBOX"
-processed_folder = "Reports/processed"
-error_folder = "Reports/failed"
-"#,
-        state = dir.path().join("state").display(),
-        port = st.port("DX_IMAPS_PORT"),
-        ca = st.get("DX_CA_FILE"),
-    );
-    std::fs::write(&cfg_path, cfg).unwrap();
+    let cfg_path = mailbox_config(&st, &dir);
     let reports = [
         (
             "Outlook.com",
