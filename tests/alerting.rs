@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::alerting::{Webhook, am_alerts, prometheus_scrape};
-use common::config::{Canary, ConfigBuilder, Provider, Seed};
+use common::config::{Canary, ConfigBuilder, imaps_seed1, signing_provider};
 use common::{Exporter, Stack, TempDir};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -356,18 +356,8 @@ fn the_outage_page_with_the_shipped_timers() {
     );
     let cfg = ConfigBuilder::new(&dir)
         .canary(Canary::new().interval("5m"))
-        .provider(
-            Provider::starttls("good", st.port("DX_SMTP_SUBMIT_PORT"))
-                .login("sender1@dx.test", "pw-sender1")
-                .from("canary@dx.test")
-                .ca_file(st.get("DX_CA_FILE")),
-        )
-        .seed(
-            Seed::implicit_tls("seed1", st.port("DX_IMAPS_PORT"))
-                .address("seed1@seed.test")
-                .password("pw-seed1")
-                .ca_file(st.get("DX_CA_FILE")),
-        )
+        .provider(signing_provider(&st, "good"))
+        .seed(imaps_seed1(&st))
         .write();
     let e = Exporter::start(&cfg, &[]);
     prometheus_scrape(&st, "exporter", &e.addr);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::config::{Canary, ConfigBuilder, Provider, Seed};
+use common::config::{Canary, ConfigBuilder, imaps_seed1, signing_provider};
 use common::{Stack, TempDir};
 
 /// Symbols rspamd gives for how a message is put together (not for who sent it).
@@ -95,18 +95,8 @@ fn a_canary_carries_no_spam_symbol_of_its_own_making() {
     assert!(status.success());
     let cfg = ConfigBuilder::new(&dir)
         .canary(Canary::new().deadline("30s").move_to("Checked"))
-        .provider(
-            Provider::starttls("signing", st.port("DX_SMTP_SUBMIT_PORT"))
-                .login("sender1@dx.test", "pw-sender1")
-                .from("canary@dx.test")
-                .ca_file(st.get("DX_CA_FILE")),
-        )
-        .seed(
-            Seed::implicit_tls("seed1", st.port("DX_IMAPS_PORT"))
-                .address("seed1@seed.test")
-                .password("pw-seed1")
-                .ca_file(st.get("DX_CA_FILE")),
-        )
+        .provider(signing_provider(&st, "signing"))
+        .seed(imaps_seed1(&st))
         .write();
     let out = Command::new(common::bin())
         .args(["once", "--only", "canary", "--config.file"])

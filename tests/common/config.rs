@@ -23,7 +23,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::TempDir;
+use super::{Stack, TempDir};
 
 /// A TOML basic string.
 fn q(s: &str) -> String {
@@ -543,4 +543,21 @@ impl ConfigBuilder {
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
         p
     }
+}
+
+/// The stack's correctly signing provider: Postfix submission with STARTTLS as
+/// `sender1@dx.test`, From `canary@dx.test` (rspamd signs it; SPF, DKIM and DMARC pass).
+pub fn signing_provider(st: &Stack, name: &str) -> Provider {
+    Provider::starttls(name, st.port("DX_SMTP_SUBMIT_PORT"))
+        .login("sender1@dx.test", "pw-sender1")
+        .from("canary@dx.test")
+        .ca_file(st.get("DX_CA_FILE"))
+}
+
+/// The stack's `seed1@seed.test` over IMAPS.
+pub fn imaps_seed1(st: &Stack) -> Seed {
+    Seed::implicit_tls("seed1", st.port("DX_IMAPS_PORT"))
+        .address("seed1@seed.test")
+        .password("pw-seed1")
+        .ca_file(st.get("DX_CA_FILE"))
 }
