@@ -308,8 +308,10 @@ fn a_round_of_1000_routes_holds_one_imap_connection_per_seed_folder_and_bounded_
     // folder; at most one SMTP connection per provider, and none once every send has returned.
     assert!(
         peak_imap <= SEEDS * FOLDERS,
-        "{peak_imap} IMAP connections at once; one per seed folder is {}",
-        SEEDS * FOLDERS
+        "{peak_imap} IMAP connections at once; one per seed folder is {} (watcher reconnects: {})\n{}",
+        SEEDS * FOLDERS,
+        s_end.sum("deliverability_imap_reconnects_total", &[]),
+        log_digest(&e)
     );
     assert_eq!(
         (imap_end, imap_end_any),
