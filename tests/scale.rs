@@ -344,6 +344,36 @@ fn a_round_of_1000_routes_holds_one_imap_connection_per_seed_folder_and_bounded_
         "SMTP connections left after every send returned"
     );
 
+    // The series budget (docs/metrics.md, "Series"): what a route costs once its canary was
+    // delivered, counted as series carrying both a provider and a seed label.
+    let (mut route_series, mut provider_series, mut seed_series, mut total) = (0, 0, 0, 0);
+    for line in s_end
+        .0
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        total += 1;
+        let (p, sd) = (line.contains("provider=\""), line.contains("seed=\""));
+        match (p, sd) {
+            (true, true) => route_series += 1,
+            (true, false) => provider_series += 1,
+            (false, true) => seed_series += 1,
+            _ => {}
+        }
+    }
+    eprintln!(
+        "series: {total} in all; per route {:.2}, per provider {:.2}, per seed {:.2}",
+        route_series as f64 / ROUTES as f64,
+        provider_series as f64 / PROVIDERS as f64,
+        seed_series as f64 / SEEDS as f64
+    );
+    assert!(
+        route_series <= 16 * ROUTES,
+        "{route_series} route series for {ROUTES} routes: over the budget of 16 per route"
+    );
+    // Without this the bound above could hold only because the count saw nothing.
+    assert!(route_series >= 10 * ROUTES, "{route_series} route series");
+
     // Memory: see MEMORY_CEILING.
     assert!(
         hwm < MEMORY_CEILING,

@@ -136,7 +136,7 @@ impl CanaryCheck {
                 ctx.metrics
                     .canary
                     .retries
-                    .with_label_values(&[&provider.name, &seed.name])
+                    .with_label_values(&[&provider.name])
                     .inc();
                 tracing::info!(provider = %provider.name, seed = %seed.name, attempt, "retrying a failed canary send");
             }
@@ -271,7 +271,9 @@ impl CanaryCheck {
                 deadline: done + cfg.deadline.get().as_secs_f64(),
                 uncertain,
             });
-            m.in_flight.with_label_values(&labels).inc();
+            m.in_flight
+                .with_label_values(&labels)
+                .set(self.tracker.in_flight_of(&p.name, &seed.name));
         };
         match (&outcome.failure, outcome.data_done) {
             (None, Some(done)) => {
@@ -308,7 +310,7 @@ impl CanaryCheck {
                 if f.class == FailureClass::Uncertain
                     && let Some(done) = outcome.data_done
                 {
-                    m.uncertain.with_label_values(&labels).inc();
+                    m.uncertain.with_label_values(&[&p.name]).inc();
                     track(done, true);
                 }
                 tracing::warn!(provider = %p.name, seed = %seed.name, stage = f.stage.as_str(), class = f.class.as_str(), code = %code, enhanced = f.enhanced.as_deref().unwrap_or(""), error = %f.message, "canary send failed");
@@ -418,8 +420,19 @@ impl Check for CanaryCheck {
                 .canary
                 .init_provider(&p.name, &send::Stage::NAMES, &FailureClass::NAMES);
         }
+        for s in &cfg.seeds {
+            ctx.metrics.canary.init_seed(&s.name);
+        }
         for (p, s) in cfg.routes() {
-            ctx.metrics.canary.init_route(&p.name, &s.name);
+            ctx.metrics
+                .canary
+                .init_route(&p.name, &s.name, cfg.canary.route_histograms);
+            // Canaries restored from the state directory are in flight from the start.
+            ctx.metrics
+                .canary
+                .in_flight
+                .with_label_values(&[&p.name, &s.name])
+                .set(self.tracker.in_flight_of(&p.name, &s.name));
             self.board.init(&p.name, &s.name);
         }
         let arrivals: Arc<dyn Sightings> = Arc::new(Arrivals {
@@ -427,6 +440,7 @@ impl Check for CanaryCheck {
             tracker: self.tracker.clone(),
             board: self.board.clone(),
             routes: routes.clone(),
+            route_histograms: cfg.canary.route_histograms,
         });
         let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
         for seed in &cfg.seeds {

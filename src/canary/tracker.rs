@@ -70,9 +70,49 @@ struct Inner {
     /// before a crash is neither delivered nor lost).
     sending: HashMap<String, String>,
     in_flight: HashMap<String, InFlight>,
+    /// Canaries in flight per route and per seed, kept with `in_flight` (so neither the
+    /// gauges nor the watchers' "anything awaited?" sweep over every canary).
+    by_route: HashMap<(String, String), i64>,
+    by_seed: HashMap<String, usize>,
     lost: HashMap<String, Gone>,
     done: HashMap<String, Gone>,
     dirty: bool,
+}
+
+impl Inner {
+    fn insert(&mut self, f: InFlight) {
+        if let Some(old) = self.in_flight.remove(&f.token) {
+            self.uncount(&old);
+        }
+        *self
+            .by_route
+            .entry((f.provider.clone(), f.seed.clone()))
+            .or_insert(0) += 1;
+        *self.by_seed.entry(f.seed.clone()).or_insert(0) += 1;
+        self.in_flight.insert(f.token.clone(), f);
+    }
+
+    fn remove(&mut self, token: &str) -> Option<InFlight> {
+        let f = self.in_flight.remove(token)?;
+        self.uncount(&f);
+        Some(f)
+    }
+
+    fn uncount(&mut self, f: &InFlight) {
+        let key = (f.provider.clone(), f.seed.clone());
+        if let Some(n) = self.by_route.get_mut(&key) {
+            *n -= 1;
+            if *n <= 0 {
+                self.by_route.remove(&key);
+            }
+        }
+        if let Some(n) = self.by_seed.get_mut(&f.seed) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_seed.remove(&f.seed);
+            }
+        }
+    }
 }
 
 /// A send under way; see [`Tracker::sending`].
@@ -101,11 +141,9 @@ impl Tracker {
         match state.read(FILE) {
             Ok(Some(bytes)) => match serde_json::from_slice::<Persisted>(&bytes) {
                 Ok(p) => {
-                    inner.in_flight = p
-                        .in_flight
-                        .into_iter()
-                        .map(|f| (f.token.clone(), f))
-                        .collect();
+                    for f in p.in_flight {
+                        inner.insert(f);
+                    }
                     inner.lost = p.lost.into_iter().collect();
                     inner.done = p.done.into_iter().collect();
                     tracing::info!(
@@ -152,7 +190,7 @@ impl Tracker {
     pub fn add(&self, f: InFlight) {
         let mut i = self.lock();
         i.sending.remove(&f.token);
-        i.in_flight.insert(f.token.clone(), f);
+        i.insert(f);
         i.dirty = true;
         drop(i);
         self.changed.notify_waiters();
@@ -162,7 +200,7 @@ impl Tracker {
     /// for certain by `seen` (see [`latency`]).
     pub fn sighted(&self, token: &str, at: f64, seen: f64) -> Sighting {
         let mut i = self.lock();
-        if let Some(f) = i.in_flight.remove(token) {
+        if let Some(f) = i.remove(token) {
             i.done.insert(
                 token.to_string(),
                 Gone {
@@ -213,7 +251,7 @@ impl Tracker {
             .collect();
         let mut lost = Vec::with_capacity(expired.len());
         for t in expired {
-            if let Some(f) = i.in_flight.remove(&t) {
+            if let Some(f) = i.remove(&t) {
                 i.lost.insert(
                     t,
                     Gone {
@@ -249,19 +287,17 @@ impl Tracker {
             .collect()
     }
 
-    /// Canaries in flight per (provider, seed).
-    pub fn in_flight_by_route(&self) -> HashMap<(String, String), i64> {
-        let mut m = HashMap::new();
-        for f in self.lock().in_flight.values() {
-            *m.entry((f.provider.clone(), f.seed.clone())).or_insert(0) += 1;
-        }
-        m
+    /// Canaries in flight on the route (provider, seed).
+    pub fn in_flight_of(&self, provider: &str, seed: &str) -> i64 {
+        // One lookup per call; the key is built only to look up.
+        let key = (provider.to_string(), seed.to_string());
+        self.lock().by_route.get(&key).copied().unwrap_or(0)
     }
 
     /// Whether a canary to `seed` is in flight or being sent.
     pub fn awaiting(&self, seed: &str) -> bool {
         let i = self.lock();
-        i.sending.values().any(|s| s == seed) || i.in_flight.values().any(|f| f.seed == seed)
+        i.by_seed.contains_key(seed) || i.sending.values().any(|s| s == seed)
     }
 
     pub fn in_flight_count(&self) -> usize {
@@ -271,10 +307,16 @@ impl Tracker {
     /// Drops canaries of routes no longer configured (after a reload).
     pub fn retain_routes(&self, routes: &HashSet<(String, String)>) {
         let mut i = self.lock();
-        let before = i.in_flight.len();
-        i.in_flight
-            .retain(|_, f| routes.contains(&(f.provider.clone(), f.seed.clone())));
-        if i.in_flight.len() != before {
+        let gone: Vec<String> = i
+            .in_flight
+            .values()
+            .filter(|f| !routes.contains(&(f.provider.clone(), f.seed.clone())))
+            .map(|f| f.token.clone())
+            .collect();
+        for t in &gone {
+            i.remove(t);
+        }
+        if !gone.is_empty() {
             i.dirty = true;
         }
     }
@@ -286,6 +328,16 @@ impl Tracker {
             .values()
             .map(|f| f.deadline)
             .min_by(f64::total_cmp)
+    }
+
+    /// Whether the state file is behind what is in memory.
+    pub fn dirty(&self) -> bool {
+        self.lock().dirty
+    }
+
+    /// Resolves at the next change: a canary added, delivered or lost.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Writes the state file if anything changed since the last flush.
@@ -337,170 +389,4 @@ pub fn latency(data_done: f64, at: f64, seen: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir(tag: &str) -> StateDir {
-        let d = std::env::temp_dir().join(format!("dx-tracker-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        StateDir::open(&d).unwrap()
-    }
-
-    fn flight(token: &str, deadline: f64) -> InFlight {
-        InFlight {
-            token: token.into(),
-            provider: "p".into(),
-            seed: "s".into(),
-            sent_at: 100.0,
-            data_done: 101.0,
-            deadline,
-            uncertain: false,
-        }
-    }
-
-    #[test]
-    fn delivered_once_then_duplicate() {
-        let t = Tracker::load(dir("dup"));
-        t.add(flight("a", 1000.0));
-        assert_eq!(
-            t.sighted("a", 103.5, 103.5),
-            Sighting::Delivered {
-                flight: flight("a", 1000.0),
-                latency: 2.5
-            }
-        );
-        assert_eq!(t.sighted("a", 104.0, 104.0), Sighting::Duplicate);
-        assert_eq!(t.sighted("zzz", 104.0, 104.0), Sighting::Unknown);
-        assert!(t.is_known("a") && !t.is_known("zzz"));
-    }
-
-    #[test]
-    fn latency_is_never_zero_for_a_canary_that_arrived_after_its_reply() {
-        // Noticed as it arrived.
-        assert_eq!(latency(100.25, 100.75, 100.75), 0.5);
-        // Seen before its final reply was read: it was there at once.
-        assert_eq!(latency(100.25, 100.0, 100.0), 0.0);
-        // A scan's INTERNALDATE estimate (end of its second) after the reply: that.
-        assert_eq!(latency(100.25, 101.0, 160.0), 0.75);
-        // One at or before the reply (server clock behind) says nothing: the time seen.
-        assert_eq!(latency(100.25, 100.0, 160.0), 59.75);
-        assert_eq!(latency(100.25, 100.25, 160.0), 59.75);
-    }
-
-    #[test]
-    fn lost_after_deadline_then_late() {
-        let t = Tracker::load(dir("late"));
-        t.add(flight("a", 200.0));
-        t.add(flight("b", 300.0));
-        assert_eq!(t.expire(199.0, |_| true), vec![]);
-        assert_eq!(t.next_deadline(), Some(200.0));
-        assert_eq!(t.expire(200.0, |_| true), vec![flight("a", 200.0)]);
-        assert_eq!(t.in_flight_count(), 1);
-        assert_eq!(t.lost_since(200.0), vec![("p".into(), "s".into())]);
-        assert_eq!(t.lost_since(200.5), vec![]);
-        // Not lost until its seed has been looked at since the deadline.
-        t.add(flight("d", 210.0));
-        assert_eq!(t.expire(215.0, |_| false), vec![]);
-        assert_eq!(
-            t.expire(216.0, |f| f.token == "d"),
-            vec![flight("d", 210.0)]
-        );
-        assert_eq!(
-            t.sighted("a", 250.0, 250.0),
-            Sighting::Late {
-                provider: "p".into(),
-                seed: "s".into()
-            }
-        );
-        assert_eq!(t.sighted("a", 251.0, 251.0), Sighting::Duplicate);
-        // Lost tokens are forgotten after a day.
-        t.expire(300.0, |_| true);
-        t.add(flight("c", 400.0));
-        t.expire(400.0, |_| true);
-        t.expire(400.0 + KEEP_LOST_SECONDS, |_| true);
-        assert_eq!(
-            t.sighted(
-                "c",
-                400.0 + KEEP_LOST_SECONDS + 1.0,
-                400.0 + KEEP_LOST_SECONDS + 1.0
-            ),
-            Sighting::Unknown
-        );
-    }
-
-    #[test]
-    fn survives_a_restart() {
-        let d = dir("restart");
-        let t = Tracker::load(d.clone());
-        t.add(flight("a", 1000.0));
-        t.add(flight("b", 1000.0));
-        assert_eq!(
-            t.sighted("b", 105.0, 105.0),
-            Sighting::Delivered {
-                flight: flight("b", 1000.0),
-                latency: 4.0
-            }
-        );
-        t.flush();
-        drop(t);
-        let t = Tracker::load(d);
-        assert_eq!(t.in_flight_count(), 1);
-        assert!(matches!(
-            t.sighted("a", 110.0, 110.0),
-            Sighting::Delivered { .. }
-        ));
-        assert_eq!(
-            t.sighted("b", 110.0, 110.0),
-            Sighting::Duplicate,
-            "done tokens survive too"
-        );
-    }
-
-    #[test]
-    fn damaged_state_is_set_aside() {
-        let d = dir("damaged");
-        d.write_atomic(FILE, b"{not json").unwrap();
-        let t = Tracker::load(d.clone());
-        assert_eq!(t.in_flight_count(), 0);
-        assert!(d.path().join("canaries.json.damaged").exists());
-    }
-
-    #[tokio::test]
-    async fn settled_waits_for_the_last_canary() {
-        let t = std::sync::Arc::new(Tracker::load(dir("settle")));
-        t.add(flight("a", 1000.0));
-        let t2 = t.clone();
-        let waiter = tokio::spawn(async move { t2.settled().await });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        t.sighted("a", 101.0, 101.0);
-        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    #[test]
-    fn a_canary_seen_while_being_sent_is_ours_and_counted_once_added() {
-        let t = Tracker::load(dir("sending"));
-        let f = flight("tok-s", 1000.0);
-        {
-            let _guard = t.sending("tok-s", "s");
-            assert_eq!(t.sighted("tok-s", 99.0, 99.0), Sighting::Sending);
-            assert!(t.awaiting("s") && !t.awaiting("other"));
-            assert_eq!(t.in_flight_count(), 0, "not in flight before the send ends");
-            t.add(f.clone());
-        }
-        match t.sighted("tok-s", 102.0, 102.0) {
-            Sighting::Delivered { flight, latency } => {
-                assert_eq!(flight, f);
-                assert_eq!(latency, 1.0);
-            }
-            other => panic!("{other:?}"),
-        }
-        // A send that ends without the message accepted forgets the token.
-        drop(t.sending("tok-f", "s"));
-        assert_eq!(t.sighted("tok-f", 1.0, 1.0), Sighting::Unknown);
-        assert!(!t.is_known("tok-f"));
-    }
-}
+mod tests;

@@ -112,6 +112,9 @@ pub struct CanaryConfig {
     /// While canaries of a seed are in flight, its folders are searched this often whatever
     /// the server announces (push is not relied on alone).
     pub verify_interval: Dur,
+    /// Also export the delivery-time histogram per route (18 series per route); by default
+    /// it is per provider and per seed, with the route's last delivery time as a gauge.
+    pub route_histograms: bool,
 }
 
 impl Default for CanaryConfig {
@@ -131,6 +134,7 @@ impl Default for CanaryConfig {
             idle_refresh: Dur::secs(20 * 60),
             poll_interval: Dur::secs(15),
             verify_interval: Dur::secs(2),
+            route_histograms: false,
         }
     }
 }

@@ -15,6 +15,10 @@ pub struct CanaryMetrics {
     pub retries: IntCounterVec,
     pub stage_duration: HistogramVec,
     pub delivered: IntCounterVec,
+    pub provider_delivery_duration: HistogramVec,
+    pub seed_delivery_duration: HistogramVec,
+    pub last_delivery_duration: GaugeVec,
+    /// Per route; observed only with `canary.route_histograms = true`.
     pub delivery_duration: HistogramVec,
     pub detected: IntCounterVec,
     pub lost: IntCounterVec,
@@ -47,6 +51,15 @@ fn histogram_vec(
         .expect("metric registered once");
     v
 }
+
+/// The `placement` label of `deliverability_canary_delivered_total`.
+pub const PLACEMENTS: [&str; 3] = ["inbox", "spam", "other"];
+
+/// The series [`CanaryMetrics::init_route`] creates for a route: 9 gauges and counters, one
+/// per placement, one per passing SPF/DKIM/DMARC verdict. A delivered canary adds one per
+/// spam filter that scored it (one on most receivers); each other verdict (a DKIM `fail`, an
+/// `arc` result) and each failure (stage, class, reply code) adds one when it first happens.
+pub const ROUTE_SERIES: usize = 9 + PLACEMENTS.len() + 3;
 
 /// The `path` label of `deliverability_canary_detected_total`.
 pub const DETECTION_PATHS: [&str; 3] = ["push", "poll", "scan"];
@@ -91,8 +104,8 @@ impl CanaryMetrics {
             retries: int_counter_vec(
                 r,
                 "deliverability_canary_retries_total",
-                "Sends of the route tried again after a failure (after 30 s, 1 min, 2 min, within the canary interval).",
-                &["provider", "seed"],
+                "Sends through the provider tried again after a failure (after 30 s, 1 min, 2 min, within the canary interval).",
+                &["provider"],
             ),
             stage_duration: histogram_vec(
                 r,
@@ -107,18 +120,38 @@ impl CanaryMetrics {
                 "Canaries found in the seed mailbox, by placement (inbox, spam, other).",
                 &["provider", "seed", "placement"],
             ),
+            provider_delivery_duration: histogram_vec(
+                r,
+                "deliverability_canary_provider_delivery_duration_seconds",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By provider, over all seeds.",
+                &["provider"],
+                DELIVERY_BUCKETS.to_vec(),
+            ),
+            seed_delivery_duration: histogram_vec(
+                r,
+                "deliverability_canary_seed_delivery_duration_seconds",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By seed, over all providers.",
+                &["seed"],
+                DELIVERY_BUCKETS.to_vec(),
+            ),
+            last_delivery_duration: gauge_vec(
+                r,
+                "deliverability_canary_last_delivery_duration_seconds",
+                "The delivery time of the route's last delivered canary (as in deliverability_canary_provider_delivery_duration_seconds); 0 before the first.",
+                &["provider", "seed"],
+            ),
             delivery_duration: histogram_vec(
                 r,
                 "deliverability_canary_delivery_duration_seconds",
-                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead.",
+                "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By route; exported only with canary.route_histograms = true (18 series per route).",
                 &["provider", "seed"],
                 DELIVERY_BUCKETS.to_vec(),
             ),
             detected: int_counter_vec(
                 r,
                 "deliverability_canary_detected_total",
-                "Canaries delivered, by the path that found them: push (the seed's server announced the new message), poll (the watcher searched on its own: every canary.verify_interval while canaries are in flight, at an IDLE refresh, or polling a server without IDLE), scan (the search at start-up or after a reconnect). A seed whose canaries are all found by poll has a server that does not push.",
-                &["provider", "seed", "path"],
+                "Canaries delivered to the seed (from all providers), by the path that found them: push (the seed's server announced the new message), poll (the watcher searched on its own: every canary.verify_interval while canaries are in flight, at an IDLE refresh, or polling a server without IDLE), scan (the search at start-up or after a reconnect). A seed whose canaries are all found by poll has a server that does not push.",
+                &["seed", "path"],
             ),
             lost: int_counter_vec(
                 r,
@@ -135,8 +168,8 @@ impl CanaryMetrics {
             uncertain: int_counter_vec(
                 r,
                 "deliverability_canary_uncertain_total",
-                "Canaries whose final reply never came after the message was sent; they are still watched for.",
-                &["provider", "seed"],
+                "Canaries sent through the provider whose final reply never came after the message was sent; they are still watched for.",
+                &["provider"],
             ),
             in_flight: int_gauge_vec(
                 r,
@@ -213,35 +246,39 @@ impl CanaryMetrics {
         }
     }
 
-    /// Creates the series of a route so dashboards and alerts see them from the first scrape.
-    /// Creates a provider's failure series: every `stages` × `classes`.
+    /// Creates a provider's series: its failure series (every `stages` × `classes`), its
+    /// delivery histogram and its retry and uncertain counters.
     pub fn init_provider(&self, provider: &str, stages: &[&str], classes: &[&str]) {
         for s in stages {
             for c in classes {
                 self.smtp_failures.with_label_values(&[provider, s, c]);
             }
         }
+        self.provider_delivery_duration
+            .with_label_values(&[provider]);
+        self.retries.with_label_values(&[provider]);
+        self.uncertain.with_label_values(&[provider]);
     }
 
-    pub fn init_route(&self, provider: &str, seed: &str) {
+    /// Creates the series of a route so dashboards and alerts see them from the first scrape:
+    /// [`ROUTE_SERIES`] of them, and the 18 of its histogram with `histogram`.
+    pub fn init_route(&self, provider: &str, seed: &str, histogram: bool) {
         let ps = &[provider, seed];
         self.sent.with_label_values(ps);
         self.send_success.with_label_values(ps);
-        self.retries.with_label_values(ps);
         self.lost.with_label_values(ps);
         self.late.with_label_values(ps);
-        self.uncertain.with_label_values(ps);
         self.in_flight.with_label_values(ps);
         self.success.with_label_values(ps);
         self.last_success.with_label_values(ps);
         self.last_send.with_label_values(ps);
-        self.delivery_duration.with_label_values(ps);
-        for placement in ["inbox", "spam", "other"] {
+        self.last_delivery_duration.with_label_values(ps);
+        if histogram {
+            self.delivery_duration.with_label_values(ps);
+        }
+        for placement in PLACEMENTS {
             self.delivered
                 .with_label_values(&[provider, seed, placement]);
-        }
-        for path in DETECTION_PATHS {
-            self.detected.with_label_values(&[provider, seed, path]);
         }
         for method in ["spf", "dkim", "dmarc"] {
             self.auth_results
@@ -249,6 +286,15 @@ impl CanaryMetrics {
         }
     }
 
+    /// Creates a seed's series: its delivery histogram and its detection paths.
+    pub fn init_seed(&self, seed: &str) {
+        self.seed_delivery_duration.with_label_values(&[seed]);
+        for path in DETECTION_PATHS {
+            self.detected.with_label_values(&[seed, path]);
+        }
+    }
+
+    /// Creates the series of the watcher of a seed's folder.
     pub fn init_seed_folder(&self, seed: &str, folder: &str) {
         self.imap_up.with_label_values(&[seed, folder]);
         self.imap_reconnects.with_label_values(&[seed, folder]);

@@ -14,6 +14,10 @@ pub(super) fn loss_grace(c: &crate::config::CanaryConfig) -> Duration {
 /// every watched folder of its seed has been searched since the deadline (within
 /// `verify_interval`, as its watchers look that often while it is in flight), or after
 /// `grace`.
+///
+/// It wakes for the next deadline, for a state file to save, or for the first change after a
+/// quiet spell, never on a fixed tick: with nothing in flight it sleeps, whatever the number
+/// of routes. While canaries past their deadline wait for a search it looks twice a second.
 pub(super) async fn deadlines(
     ctx: Context,
     tracker: Arc<Tracker>,
@@ -21,18 +25,14 @@ pub(super) async fn deadlines(
     ready: Arc<Readiness>,
     grace: Duration,
 ) {
+    const FLUSH_EVERY: Duration = Duration::from_secs(1);
+    const OVERDUE_EVERY: Duration = Duration::from_millis(500);
+    const LONGEST_SLEEP: Duration = Duration::from_secs(60);
     let grace = grace.as_secs_f64();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = ctx.shutdown.cancelled() => {
-                tracker.flush();
-                return;
-            }
-        }
+        // Taken before the state is read, so a change made while this round looks is not missed.
+        let changed = tracker.changed();
         let now = ctx.clock.unix();
         let m = &ctx.metrics.canary;
         let looked =
@@ -41,18 +41,43 @@ pub(super) async fn deadlines(
             let labels = [f.provider.as_str(), f.seed.as_str()];
             m.lost.with_label_values(&labels).inc();
             m.success.with_label_values(&labels).set(0);
+            m.in_flight
+                .with_label_values(&labels)
+                .set(tracker.in_flight_of(&f.provider, &f.seed));
             tracing::warn!(provider = %f.provider, seed = %f.seed, token = %f.token, "canary lost: not seen by its deadline");
             board.lost(&f.provider, &f.seed, now);
         }
-        let counts = tracker.in_flight_by_route();
-        for (p, s) in board.routes() {
-            m.in_flight
-                .with_label_values(&[&p, &s])
-                .set(counts.get(&(p.clone(), s.clone())).copied().unwrap_or(0));
-        }
-        if last_flush.elapsed() >= Duration::from_secs(1) {
+        let dirty = tracker.dirty();
+        if dirty && last_flush.elapsed() >= FLUSH_EVERY {
             tracker.flush();
             last_flush = Instant::now();
+        }
+        let dirty = tracker.dirty();
+        // The next wake: the earliest deadline, a save that is due, or (with neither) the next
+        // change. While a save is pending, changes are not waited for: they are saved with it.
+        let mut wake = tracker.next_deadline().map(|d| {
+            if d <= now {
+                OVERDUE_EVERY
+            } else {
+                Duration::from_secs_f64(d - now).min(LONGEST_SLEEP)
+            }
+        });
+        if dirty {
+            let due = FLUSH_EVERY.saturating_sub(last_flush.elapsed());
+            wake = Some(wake.map_or(due, |w| w.min(due)));
+        }
+        tokio::select! {
+            _ = async {
+                match wake {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = changed, if !dirty => {}
+            _ = ctx.shutdown.cancelled() => {
+                tracker.flush();
+                return;
+            }
         }
     }
 }
@@ -63,6 +88,8 @@ pub(super) struct Arrivals {
     pub(super) tracker: Arc<Tracker>,
     pub(super) board: Arc<RouteBoard>,
     pub(super) routes: HashSet<(String, String)>,
+    /// `canary.route_histograms`: the per-route histogram is observed too.
+    pub(super) route_histograms: bool,
 }
 
 impl Sightings for Arrivals {
@@ -77,22 +104,29 @@ impl Sightings for Arrivals {
                     return Verdict::Remove;
                 }
                 let labels = [flight.provider.as_str(), flight.seed.as_str()];
-                let still = self
-                    .tracker
-                    .in_flight_by_route()
-                    .get(&(flight.provider.clone(), flight.seed.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                m.in_flight.with_label_values(&labels).set(still);
+                m.in_flight
+                    .with_label_values(&labels)
+                    .set(self.tracker.in_flight_of(&flight.provider, &flight.seed));
                 let placement = f.role.as_str();
                 m.delivered
                     .with_label_values(&[labels[0], labels[1], placement])
                     .inc();
-                m.delivery_duration
-                    .with_label_values(&labels)
+                m.provider_delivery_duration
+                    .with_label_values(&[labels[0]])
                     .observe(latency);
+                m.seed_delivery_duration
+                    .with_label_values(&[labels[1]])
+                    .observe(latency);
+                m.last_delivery_duration
+                    .with_label_values(&labels)
+                    .set(latency);
+                if self.route_histograms {
+                    m.delivery_duration
+                        .with_label_values(&labels)
+                        .observe(latency);
+                }
                 m.detected
-                    .with_label_values(&[labels[0], labels[1], f.via.as_str()])
+                    .with_label_values(&[labels[1], f.via.as_str()])
                     .inc();
                 let inbox = f.role == Role::Inbox;
                 m.success.with_label_values(&labels).set(i64::from(inbox));
