@@ -97,7 +97,11 @@ fn doc_rows(f: &BTreeMap<String, (String, BTreeSet<String>, String)>) -> Vec<Str
 fn declared() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for f in std::fs::read_dir(repo().join("src/metrics")).unwrap() {
-        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        let path = f.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
         for (at, _) in text.match_indices("\"deliverability_") {
             let name: String = text[at + 1..]
                 .chars()

@@ -3,53 +3,41 @@
 //! names, `stage`, `class`, `placement`, `path`, `method`, `result` and `source` come from fixed sets,
 //! `code` is a three-digit SMTP reply code or empty.
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Registry};
+use std::sync::Arc;
 
-use super::{gauge_vec, int_counter_vec, int_gauge_vec};
+use super::family::{Families, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec};
 
 pub struct CanaryMetrics {
-    pub sent: IntCounterVec,
-    pub send_failures: IntCounterVec,
-    pub send_success: IntGaugeVec,
-    pub smtp_failures: IntCounterVec,
-    pub retries: IntCounterVec,
-    pub stage_duration: HistogramVec,
-    pub delivered: IntCounterVec,
-    pub provider_delivery_duration: HistogramVec,
-    pub seed_delivery_duration: HistogramVec,
-    pub last_delivery_duration: GaugeVec,
+    pub sent: Arc<IntCounterVec>,
+    pub send_failures: Arc<IntCounterVec>,
+    pub send_success: Arc<IntGaugeVec>,
+    pub smtp_failures: Arc<IntCounterVec>,
+    pub retries: Arc<IntCounterVec>,
+    pub stage_duration: Arc<HistogramVec>,
+    pub delivered: Arc<IntCounterVec>,
+    pub provider_delivery_duration: Arc<HistogramVec>,
+    pub seed_delivery_duration: Arc<HistogramVec>,
+    pub last_delivery_duration: Arc<GaugeVec>,
     /// Per route; observed only with `canary.route_histograms = true`.
-    pub delivery_duration: HistogramVec,
-    pub detected: IntCounterVec,
-    pub lost: IntCounterVec,
-    pub late: IntCounterVec,
-    pub uncertain: IntCounterVec,
-    pub in_flight: IntGaugeVec,
-    pub auth_results: IntCounterVec,
-    pub spam_score: GaugeVec,
-    pub success: IntGaugeVec,
-    pub last_success: GaugeVec,
-    pub last_send: GaugeVec,
-    pub auth_mechanism: IntGaugeVec,
-    pub cert_expiry: GaugeVec,
-    pub tls_version: IntGaugeVec,
-    pub imap_up: IntGaugeVec,
-    pub imap_reconnects: IntCounterVec,
-    pub verify_interval: GaugeVec,
-}
-
-fn histogram_vec(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: Vec<f64>,
-) -> HistogramVec {
-    let v = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .expect("valid metric definition");
-    r.register(Box::new(v.clone()))
-        .expect("metric registered once");
-    v
+    pub delivery_duration: Arc<HistogramVec>,
+    pub detected: Arc<IntCounterVec>,
+    pub lost: Arc<IntCounterVec>,
+    pub late: Arc<IntCounterVec>,
+    pub uncertain: Arc<IntCounterVec>,
+    pub in_flight: Arc<IntGaugeVec>,
+    pub auth_results: Arc<IntCounterVec>,
+    pub spam_score: Arc<GaugeVec>,
+    pub success: Arc<IntGaugeVec>,
+    pub last_success: Arc<GaugeVec>,
+    pub last_send: Arc<GaugeVec>,
+    pub auth_mechanism: Arc<IntGaugeVec>,
+    pub cert_expiry: Arc<GaugeVec>,
+    pub tls_version: Arc<IntGaugeVec>,
+    pub imap_up: Arc<IntGaugeVec>,
+    pub imap_reconnects: Arc<IntCounterVec>,
+    pub verify_interval: Arc<GaugeVec>,
+    /// Every family above, for the encoder.
+    pub families: Families,
 }
 
 /// The `placement` label of `deliverability_canary_delivered_total`.
@@ -75,174 +63,149 @@ pub const DELIVERY_BUCKETS: [f64; 16] = [
 ];
 
 impl CanaryMetrics {
-    pub fn new(r: &Registry) -> CanaryMetrics {
+    pub fn new() -> CanaryMetrics {
+        let mut f = Families::default();
         CanaryMetrics {
-            sent: int_counter_vec(
-                r,
+            sent: f.counter(
                 "deliverability_canary_sent_total",
                 "Canaries accepted by the provider (final reply to the message was 2xx).",
                 &["provider", "seed"],
             ),
-            send_failures: int_counter_vec(
-                r,
+            send_failures: f.counter(
                 "deliverability_canary_send_failures_total",
                 "Canaries the provider did not accept, by SMTP stage, failure class (transient, permanent, network, tls, timeout, uncertain, protocol) and SMTP reply code (empty when there was no reply).",
                 &["provider", "seed", "stage", "class", "code"],
             ),
-            send_success: int_gauge_vec(
-                r,
+            send_success: f.int_gauge(
                 "deliverability_canary_send_success",
                 "Whether the last send attempt of the route was accepted by the provider (1) or failed at an SMTP stage (0); 0 before the first attempt (see deliverability_canary_last_send_timestamp_seconds).",
                 &["provider", "seed"],
             ),
-            smtp_failures: int_counter_vec(
-                r,
+            smtp_failures: f.counter(
                 "deliverability_smtp_failures_total",
                 "Send attempts through the provider that failed, by SMTP stage and failure class; every stage and class exists from the first scrape, so a single failure shows in increase(). The reply code is in deliverability_canary_send_failures_total.",
                 &["provider", "stage", "class"],
             ),
-            retries: int_counter_vec(
-                r,
+            retries: f.counter(
                 "deliverability_canary_retries_total",
                 "Sends through the provider tried again after a failure (after 30 s, 1 min, 2 min, within the canary interval).",
                 &["provider"],
             ),
-            stage_duration: histogram_vec(
-                r,
+            stage_duration: f.histogram(
                 "deliverability_smtp_stage_duration_seconds",
                 "Time each completed SMTP stage took (connect, tls, ehlo, starttls, auth, mail_from, rcpt_to, data, body).",
                 &["provider", "stage"],
-                STAGE_BUCKETS.to_vec(),
+                &STAGE_BUCKETS,
             ),
-            delivered: int_counter_vec(
-                r,
+            delivered: f.counter(
                 "deliverability_canary_delivered_total",
                 "Canaries found in the seed mailbox, by placement (inbox, spam, other).",
                 &["provider", "seed", "placement"],
             ),
-            provider_delivery_duration: histogram_vec(
-                r,
+            provider_delivery_duration: f.histogram(
                 "deliverability_canary_provider_delivery_duration_seconds",
                 "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By provider, over all seeds.",
                 &["provider"],
-                DELIVERY_BUCKETS.to_vec(),
+                &DELIVERY_BUCKETS,
             ),
-            seed_delivery_duration: histogram_vec(
-                r,
+            seed_delivery_duration: f.histogram(
                 "deliverability_canary_seed_delivery_duration_seconds",
                 "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By seed, over all providers.",
                 &["seed"],
-                DELIVERY_BUCKETS.to_vec(),
+                &DELIVERY_BUCKETS,
             ),
-            last_delivery_duration: gauge_vec(
-                r,
+            last_delivery_duration: f.gauge(
                 "deliverability_canary_last_delivery_duration_seconds",
                 "The delivery time of the route's last delivered canary (as in deliverability_canary_provider_delivery_duration_seconds); 0 before the first.",
                 &["provider", "seed"],
             ),
-            delivery_duration: histogram_vec(
-                r,
+            delivery_duration: f.histogram(
                 "deliverability_canary_delivery_duration_seconds",
                 "Time from the provider's final reply to the message until the canary was seen in the seed mailbox. A canary found by the scan at start-up or after a reconnect is timed by its INTERNALDATE, which has one-second resolution: the end of that second (never later than it was seen), an upper bound accurate to a second, never 0; one found after its deadline is counted late instead. By route; exported only with canary.route_histograms = true (18 series per route).",
                 &["provider", "seed"],
-                DELIVERY_BUCKETS.to_vec(),
+                &DELIVERY_BUCKETS,
             ),
-            detected: int_counter_vec(
-                r,
+            detected: f.counter(
                 "deliverability_canary_detected_total",
                 "Canaries delivered to the seed (from all providers), by the path that found them: push (the seed's server announced the new message), poll (the watcher searched on its own: every canary.verify_interval while canaries are in flight, at an IDLE refresh, or polling a server without IDLE), scan (the search at start-up or after a reconnect). A seed whose canaries are all found by poll has a server that does not push.",
                 &["seed", "path"],
             ),
-            lost: int_counter_vec(
-                r,
+            lost: f.counter(
                 "deliverability_canary_lost_total",
                 "Canaries accepted by the provider but not seen in the seed by canary.deadline (counted once the seed's watched folders were searched after the deadline).",
                 &["provider", "seed"],
             ),
-            late: int_counter_vec(
-                r,
+            late: f.counter(
                 "deliverability_canary_late_total",
                 "Canaries seen in the seed after they had been counted lost.",
                 &["provider", "seed"],
             ),
-            uncertain: int_counter_vec(
-                r,
+            uncertain: f.counter(
                 "deliverability_canary_uncertain_total",
                 "Canaries sent through the provider whose final reply never came after the message was sent; they are still watched for.",
                 &["provider"],
             ),
-            in_flight: int_gauge_vec(
-                r,
+            in_flight: f.int_gauge(
                 "deliverability_canary_in_flight",
                 "Canaries sent and not yet seen or lost.",
                 &["provider", "seed"],
             ),
-            auth_results: int_counter_vec(
-                r,
+            auth_results: f.counter(
                 "deliverability_canary_auth_results_total",
                 "The receiving seed's verdicts on delivered canaries from its Authentication-Results, by method (spf, dkim, dmarc, arc) and result.",
                 &["provider", "seed", "method", "result"],
             ),
-            spam_score: gauge_vec(
-                r,
+            spam_score: f.gauge(
                 "deliverability_canary_spam_score",
                 "The spam score the receiver gave the last delivered canary, by the filter that wrote it.",
                 &["provider", "seed", "source"],
             ),
-            success: int_gauge_vec(
-                r,
+            success: f.int_gauge(
                 "deliverability_canary_success",
                 "1 when the last canary of the route was accepted and arrived in the inbox; 0 after a send failure, spam placement or loss.",
                 &["provider", "seed"],
             ),
-            last_success: gauge_vec(
-                r,
+            last_success: f.gauge(
                 "deliverability_canary_last_success_timestamp_seconds",
                 "Unix time the last canary of the route arrived in the inbox; 0 if none has yet.",
                 &["provider", "seed"],
             ),
-            last_send: gauge_vec(
-                r,
+            last_send: f.gauge(
                 "deliverability_canary_last_send_timestamp_seconds",
                 "Unix time of the last send attempt on the route.",
                 &["provider", "seed"],
             ),
-            auth_mechanism: int_gauge_vec(
-                r,
+            auth_mechanism: f.int_gauge(
                 "deliverability_smtp_auth_mechanism_info",
                 "The SMTP AUTH mechanism used at the last send through the provider (1 for the one used).",
                 &["provider", "mechanism"],
             ),
-            cert_expiry: gauge_vec(
-                r,
+            cert_expiry: f.gauge(
                 "deliverability_smtp_tls_certificate_expiry_timestamp_seconds",
                 "Unix time the provider's SMTP server certificate expires, as seen at the last send.",
                 &["provider"],
             ),
-            tls_version: int_gauge_vec(
-                r,
+            tls_version: f.int_gauge(
                 "deliverability_smtp_tls_version_info",
                 "The TLS version negotiated with the provider at the last send (1 for the current one).",
                 &["provider", "version"],
             ),
-            imap_up: int_gauge_vec(
-                r,
+            imap_up: f.int_gauge(
                 "deliverability_imap_up",
                 "Whether the watcher of the seed's folder is connected, logged in and watching (1) or not (0).",
                 &["seed", "folder"],
             ),
-            imap_reconnects: int_counter_vec(
-                r,
+            imap_reconnects: f.counter(
                 "deliverability_imap_reconnects_total",
                 "Times the watcher of the seed's folder had to connect again after an error.",
                 &["seed", "folder"],
             ),
-            verify_interval: gauge_vec(
-                r,
+            verify_interval: f.gauge(
                 "deliverability_imap_verify_interval_seconds",
                 "How often the seed's watchers search for canaries in flight whatever the server announces (canary.verify_interval; poll_interval if shorter on a server without IDLE): the bound on detection latency, in seconds.",
                 &["seed"],
             ),
+            families: f,
         }
     }
 
@@ -299,5 +262,11 @@ impl CanaryMetrics {
         self.imap_up.with_label_values(&[seed, folder]);
         self.imap_reconnects.with_label_values(&[seed, folder]);
         self.verify_interval.with_label_values(&[seed]);
+    }
+}
+
+impl Default for CanaryMetrics {
+    fn default() -> Self {
+        CanaryMetrics::new()
     }
 }

@@ -6,12 +6,15 @@
 
 pub mod canary;
 pub mod dns;
+pub mod family;
 pub mod http;
 pub mod reports;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The exporter's own build, from the environment at compile time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,6 +39,8 @@ pub struct Metrics {
     pub http: http::HttpMetrics,
     // --- DMARC aggregate and TLS-RPT reports
     pub reports: reports::ReportMetrics,
+    /// The size of the last scrape, to allocate the next one at once.
+    last_size: AtomicUsize,
 }
 
 pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -148,11 +153,12 @@ impl Metrics {
                 "Whether the last write of the state file failed (1) and no write has succeeded since, or succeeded (0).",
                 &["file"],
             ),
-            canary: canary::CanaryMetrics::new(&r),
+            canary: canary::CanaryMetrics::new(),
             dns: dns::DnsMetrics::new(&r),
             http: http::HttpMetrics::new(),
             reports: reports::ReportMetrics::register(&r),
             registry: r,
+            last_size: AtomicUsize::new(16 * 1024),
         }
     }
 
@@ -173,12 +179,15 @@ impl Metrics {
         self.check_last_run.reset();
     }
 
-    /// The Prometheus text exposition of everything in this registry.
+    /// The Prometheus text exposition of everything: the canary families (written directly,
+    /// see [`family`]), then the registry's.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut buf = Vec::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        self.canary.families.encode(&mut buf);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
+        self.last_size.store(buf.len(), Ordering::Relaxed);
         buf
     }
 }
