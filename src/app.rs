@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checks;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Shard};
 use crate::metrics::Metrics;
 use crate::schedule::{Context, History, Scheduler};
 use crate::server::{self, AppState, ServerOptions};
@@ -31,6 +31,54 @@ pub struct Options {
     pub max_probes: usize,
     pub header_timeout: Duration,
     pub web_config_file: Option<PathBuf>,
+    /// The share of the seeds this instance owns (`--shard.index`, `--shard.count`).
+    pub shard: Shard,
+}
+
+/// Loads `file` and cuts it down to `shard`'s seeds (logging what the shard owns).
+fn load(file: &std::path::Path, shard: Shard) -> Result<Config, String> {
+    let whole = Config::load(file).map_err(|e| e.to_string())?;
+    let whole_seeds = whole.seeds.len();
+    let config = shard.apply(whole);
+    log_shard(whole_seeds, &config);
+    Ok(config)
+}
+
+/// Opens the state directory of `shard` for `config` ([`Shard::state_dir`]), counting the
+/// failed writes of the files its checks keep.
+fn open_state(config: &Config, metrics: &Metrics) -> Result<StateDir, String> {
+    let dir = config.shard.state_dir(&config.exporter.state_dir);
+    Ok(StateDir::open(&dir)
+        .map_err(|e| e.to_string())?
+        .counting_write_errors(
+            metrics.state_write_errors.clone(),
+            metrics.state_write_failing.clone(),
+            checks::state_files(config),
+        ))
+}
+
+/// Logs which share this instance owns when there are several, and warns when it owns no seed
+/// (then it sends no canary; with a shard other than 0 it does nothing at all).
+fn log_shard(whole_seeds: usize, config: &Config) {
+    let shard = config.shard;
+    if shard.count() > 1 {
+        tracing::info!(
+            shard = shard.index(),
+            shards = shard.count(),
+            seeds = config.seeds.len(),
+            configured_seeds = whole_seeds,
+            shared_checks = shard.runs_shared_checks(),
+            "sharded: this instance owns the seeds whose name hashes to its index"
+        );
+    }
+    if config.seeds.is_empty() && whole_seeds > 0 {
+        tracing::warn!(
+            shard = shard.index(),
+            shards = shard.count(),
+            configured_seeds = whole_seeds,
+            "this shard owns none of the configured seeds, so it sends no canary; fewer shards (--shard.count) spread the seeds better"
+        );
+    }
 }
 
 /// Binds `:port` to every interface (IPv6 and IPv4 where possible), like other exporters.
@@ -63,18 +111,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
     };
     let metrics = Arc::new(Metrics::new());
     let clock = Clock::system();
-    let config = Arc::new(Config::load(&opts.config_file).map_err(|e| e.to_string())?);
+    let config = Arc::new(load(&opts.config_file, opts.shard)?);
+    metrics.set_shard(opts.shard.index(), opts.shard.count());
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp
         .set(clock.unix());
-    let state = StateDir::open(&config.exporter.state_dir)
-        .map_err(|e| e.to_string())?
-        .counting_write_errors(
-            metrics.state_write_errors.clone(),
-            metrics.state_write_failing.clone(),
-            &checks::STATE_FILES,
-        );
+    let state = open_state(&config, &metrics)?;
     let web = match &opts.web_config_file {
         Some(f) => Some(Arc::new(
             crate::web_config::WebConfig::open(f).map_err(|e| e.to_string())?,
@@ -191,7 +234,7 @@ fn reload(
     clock: &Clock,
 ) -> Result<Arc<Config>, String> {
     let old = app.config();
-    let result = Config::load(&opts.config_file).map_err(|e| e.to_string()).and_then(|c| {
+    let result = load(&opts.config_file, opts.shard).and_then(|c| {
         if c.exporter.state_dir != old.exporter.state_dir {
             Err(format!(
                 "{}: exporter.state_dir cannot change on reload (was {}, now {}); restart the exporter instead",
@@ -228,16 +271,18 @@ fn reload(
 pub async fn once(
     config_file: &std::path::Path,
     only: Option<checks::Kind>,
+    shard: Shard,
 ) -> Result<bool, String> {
-    let config = Arc::new(Config::load(config_file).map_err(|e| e.to_string())?);
+    if let Some(kind) = only.filter(|k| *k != checks::Kind::Canary && !shard.runs_shared_checks()) {
+        return Err(format!(
+            "once --only {}: {shard} runs canaries only; DNS, DNSBL and report checks run on shard 0",
+            kind.as_str()
+        ));
+    }
+    let config = Arc::new(load(config_file, shard)?);
     let metrics = Arc::new(Metrics::bare());
-    let state = StateDir::open(&config.exporter.state_dir)
-        .map_err(|e| e.to_string())?
-        .counting_write_errors(
-            metrics.state_write_errors.clone(),
-            metrics.state_write_failing.clone(),
-            &checks::STATE_FILES,
-        );
+    metrics.set_shard(shard.index(), shard.count());
+    let state = open_state(&config, &metrics)?;
     let boards = checks::Boards::new(&state);
     let ctx = Context {
         metrics: metrics.clone(),

@@ -50,6 +50,16 @@ pub const STATE_FILES: [&str; 3] = [
     crate::dns::check::STATE_FILE,
 ];
 
+/// The files of [`STATE_FILES`] that the checks of `config` can write: all of them on shard 0
+/// (and a single instance), only the canaries' on the other shards, which run nothing else.
+pub fn state_files(config: &Config) -> &'static [&'static str] {
+    if config.shard.runs_shared_checks() {
+        &STATE_FILES
+    } else {
+        &STATE_FILES[..1]
+    }
+}
+
 /// What the checks keep across reloads: the landing page's views of their results, and the
 /// canaries in flight (so none is forgotten when the configuration changes).
 #[derive(Clone)]
@@ -81,7 +91,9 @@ impl Boards {
     }
 }
 
-/// The checks to schedule for `config`, optionally only those of one kind.
+/// The checks to schedule for `config`, optionally only those of one kind. On a shard other
+/// than 0 (`config.shard`), only the canaries of the seeds it owns: the checks that are not per
+/// route run on shard 0 alone, so that every report is counted once.
 pub fn build(
     config: &Arc<Config>,
     only: Option<Kind>,
@@ -102,6 +114,9 @@ pub fn build(
             boards.canaries.clone(),
         )));
     }
+    if !config.shard.runs_shared_checks() {
+        return checks;
+    }
     if wanted(Kind::Reports)
         && let Some(c) = crate::reports::ReportsCheck::from_config(config)
             .map(|c| c.with_board(boards.reports.clone()))
@@ -115,4 +130,61 @@ pub fn build(
         boards.domains.clone(),
     ));
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Shard;
+
+    /// A configuration with every kind of check: two seeds, a domain, a DNSBL, a report
+    /// directory; the state directory; and the scratch directory both are in.
+    fn everything(tag: &str) -> (Config, StateDir, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!("dx-checks-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("reports")).unwrap();
+        let text = format!(
+            "[exporter]\nstate_dir = \"{state}\"\n\
+             [[providers]]\nname = \"p1\"\nhost = \"smtp.example.com\"\nfrom = \"c@example.com\"\n\
+             [[seeds]]\nname = \"seed1\"\naddress = \"seed1@example.org\"\nhost = \"imap.example.org\"\npassword = \"pw\"\n\
+             [[seeds]]\nname = \"seed3\"\naddress = \"seed3@example.org\"\nhost = \"imap.example.org\"\npassword = \"pw\"\n\
+             [[domains]]\nname = \"example.com\"\n\
+             [dnsbl]\nlists = [\"spamcop\"]\nips = [\"192.0.2.1\"]\n\
+             [[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{reports}\"\n",
+            state = d.join("state").display(),
+            reports = d.join("reports").display(),
+        );
+        let config = Config::from_str(&d.join("dx.toml"), &text).unwrap();
+        let state = StateDir::open(&d.join("state")).unwrap();
+        (config, state, d)
+    }
+
+    fn names(checks: &[Arc<dyn Check>]) -> Vec<&str> {
+        checks.iter().map(|c| c.name()).collect()
+    }
+
+    #[tokio::test]
+    async fn shard_0_schedules_every_check_and_the_others_only_canaries() {
+        let (whole, state, dir) = everything("shards");
+        let boards = Boards::new(&state);
+        let all = ["canary", "reports", "dns", "dnsbl"];
+        let whole = Arc::new(whole);
+        assert_eq!(names(&build(&whole, None, Mode::Serve, &boards)), all);
+        assert_eq!(state_files(&whole), STATE_FILES);
+
+        // seed1 hashes to 1 and seed3 to 0 of 2 (Python's hashlib), so each shard has a seed.
+        let zero = Arc::new(Shard::new(0, 2).unwrap().apply((*whole).clone()));
+        assert_eq!(zero.seeds.len(), 1);
+        assert_eq!(names(&build(&zero, None, Mode::Serve, &boards)), all);
+        assert_eq!(state_files(&zero), STATE_FILES);
+
+        let one = Arc::new(Shard::new(1, 2).unwrap().apply((*whole).clone()));
+        assert_eq!(one.seeds[0].name, "seed1");
+        assert_eq!(names(&build(&one, None, Mode::Serve, &boards)), ["canary"]);
+        assert_eq!(names(&build(&one, None, Mode::Once, &boards)), ["canary"]);
+        let dns_only = build(&one, Some(Kind::Dns), Mode::Once, &boards);
+        assert!(dns_only.is_empty(), "{:?}", names(&dns_only));
+        assert_eq!(state_files(&one), [crate::canary::tracker::FILE]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -16,12 +16,14 @@
 //! - `error`: [`ConfigError`] and the position of each [`Problem`].
 //! - `validate`: the checks of each section as written.
 //! - `resolve`: the schema turned into the resolved types below.
+//! - [`shard`]: the share of the seeds one of several instances owns (`--shard.*`).
 
 pub mod dnsbl_lists;
 mod error;
 pub mod presets;
 mod resolve;
 pub mod schema;
+pub mod shard;
 mod validate;
 pub mod values;
 
@@ -36,6 +38,7 @@ pub use schema::{
     ExporterConfig, ImapAuth, OAuth2Config, ProviderPreset, ReportSourceSpec, ReportsConfig,
     SourceKind, SourceMapEntry, TlsMode, UnknownDomains, ZoneKind,
 };
+pub use shard::Shard;
 pub use validate::{check_address, check_host, parse_cidr};
 pub use values::{Dur, Name, Secret};
 
@@ -54,6 +57,9 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub dnsbl: DnsblConfig,
     pub reports: ReportsConfig,
+    /// The share of the seeds this instance owns; the whole configuration unless cut down by
+    /// [`Shard::apply`] (`seeds` then holds only the owned ones).
+    pub shard: Shard,
 }
 
 /// An SMTP provider canaries are sent through.

@@ -56,7 +56,7 @@ th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}
 .ok{{background:#e3f6e3}} .bad{{background:#fbe1e1}} .warn{{background:#fff4d6}} .muted{{color:#777}} code{{font-size:.95em}}
 </style></head><body>
 <h1>Deliverability Exporter</h1>
-<p class="muted">Instance <b>{instance}</b> · version {version} · configuration <code>{path}</code></p>
+<p class="muted">Instance <b>{instance}</b>{shard} · version {version} · configuration <code>{path}</code></p>
 <ul>
 <li><a href="{metrics}">Metrics</a> ({metrics})</li>
 <li><a href="/runbooks">Runbooks</a>: what each alert means and what to do</li>
@@ -66,6 +66,7 @@ th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}
 </ul>
 "#,
         instance = esc(&cfg.instance()),
+        shard = shard_note(cfg),
         version = crate::metrics::VERSION,
         path = esc(&cfg.path.display().to_string()),
         metrics = esc(page.telemetry_path),
@@ -111,6 +112,24 @@ th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}
     h
 }
 
+/// " · shard I of N (…)" when the configuration is one of several shards, else nothing.
+fn shard_note(cfg: &Config) -> String {
+    let shard = cfg.shard;
+    if shard.count() <= 1 {
+        return String::new();
+    }
+    let n = cfg.seeds.len();
+    format!(
+        " · <b>{shard}</b> ({n} seed{}: {})",
+        if n == 1 { "" } else { "s" },
+        if shard.runs_shared_checks() {
+            "canaries, DNS, DNSBL and reports"
+        } else {
+            "canaries only; DNS, DNSBL and reports run on shard 0"
+        }
+    )
+}
+
 /// The configured routes (provider × seed), shown until the canary check provides its own,
 /// richer view.
 fn routes_table(h: &mut String, cfg: &crate::config::Config) {
@@ -148,7 +167,28 @@ fn routes_table(h: &mut String, cfg: &crate::config::Config) {
 
 #[cfg(test)]
 mod tests {
-    use super::esc;
+    use super::{esc, shard_note};
+    use crate::config::{Config, Shard};
+
+    #[test]
+    fn the_shard_is_shown_only_when_there_are_several() {
+        let cfg = Config::from_str(
+            std::path::Path::new("/etc/dx.toml"),
+            "[[seeds]]\nname = \"seed1\"\naddress = \"s@example.org\"\nhost = \"h\"\npassword = \"pw\"\n",
+        )
+        .unwrap();
+        assert_eq!(shard_note(&cfg), "");
+        let one = Shard::new(1, 2).unwrap().apply(cfg.clone());
+        assert_eq!(
+            shard_note(&one),
+            " · <b>shard 1 of 2</b> (1 seed: canaries only; DNS, DNSBL and reports run on shard 0)"
+        );
+        let zero = Shard::new(0, 2).unwrap().apply(cfg);
+        assert_eq!(
+            shard_note(&zero),
+            " · <b>shard 0 of 2</b> (0 seeds: canaries, DNS, DNSBL and reports)"
+        );
+    }
 
     #[test]
     fn escapes_markup() {

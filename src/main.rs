@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use deliverability_exporter::{app, checks, config::Config, logging};
+use clap::{CommandFactory, Parser, Subcommand};
+use deliverability_exporter::config::{Config, Shard};
+use deliverability_exporter::{app, checks, logging};
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -93,6 +94,27 @@ struct Cli {
     )]
     log_format: logging::LogFormat,
 
+    /// How many instances share the configuration file (sharding by seed). Each owns the
+    /// seeds whose name hashes to its --shard.index (Prometheus' hashmod: MD5 of the seed's
+    /// name, last 8 bytes, modulo N) and sends canaries through every provider to those only.
+    #[arg(
+        long = "shard.count",
+        value_name = "N",
+        default_value_t = 1,
+        global = true
+    )]
+    shard_count: u32,
+
+    /// This instance's shard, 0 to --shard.count - 1. DNS, DNSBL and report checks run on
+    /// shard 0 only; the other shards run canaries only.
+    #[arg(
+        long = "shard.index",
+        value_name = "I",
+        default_value_t = 0,
+        global = true
+    )]
+    shard_index: u32,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -133,6 +155,12 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let shard = match Shard::new(cli.shard_index, cli.shard_count) {
+        Ok(s) => s,
+        Err(e) => Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit(),
+    };
     logging::init(cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,6 +184,7 @@ fn main() -> ExitCode {
                 max_probes: cli.max_probes as usize,
                 header_timeout: cli.header_timeout,
                 web_config_file: cli.web_config_file,
+                shard,
             };
             match runtime.block_on(app::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -177,6 +206,9 @@ fn main() -> ExitCode {
                     c.domains.len(),
                     c.reports.sources.len()
                 );
+                if shard.count() > 1 {
+                    println!("{}", shard.describe(&c));
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -184,14 +216,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Once { only }) => match runtime.block_on(app::once(&cli.config_file, only)) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
+        Some(Command::Once { only }) => {
+            match runtime.block_on(app::once(&cli.config_file, only, shard)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Some(Command::ParseReport { json, files }) => {
             let ok = deliverability_exporter::reports::cli::run(
                 &files,

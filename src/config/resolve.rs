@@ -60,6 +60,7 @@ pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Co
         domains: spec.domains.into_iter().map(|d| domain(file, d)).collect(),
         dnsbl: spec.dnsbl,
         reports,
+        shard: Default::default(),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Metrics {
 
     // --- the exporter itself
     pub build_info: IntGaugeVec,
+    /// Which shard of how many this instance is (`--shard.index`, `--shard.count`).
+    pub shard_info: IntGaugeVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp: Gauge,
     pub check_success: IntGaugeVec,
@@ -99,6 +101,12 @@ impl Metrics {
             "A metric with a constant '1' value labeled by the exporter's version, git revision and the rustc that built it.",
             &["version", "revision", "rustc"],
         );
+        let shard_info = int_gauge_vec(
+            &r,
+            "deliverability_shard_info",
+            "A metric with a constant '1' value labeled by this instance's shard index and the shard count (--shard.index, --shard.count): it probes the canary routes of the seeds that hash to its index; DNS, DNSBL and report checks run on shard 0 only.",
+            &["index", "count"],
+        );
         let config_last_reload_successful = IntGauge::new(
             "deliverability_config_last_reload_successful",
             "Whether the last configuration load or reload succeeded (1) or was refused and the previous configuration kept (0).",
@@ -115,6 +123,7 @@ impl Metrics {
             .expect("registered once");
         Metrics {
             build_info,
+            shard_info,
             config_last_reload_successful,
             config_last_reload_success_timestamp,
             check_success: int_gauge_vec(
@@ -160,6 +169,14 @@ impl Metrics {
             registry: r,
             last_size: AtomicUsize::new(16 * 1024),
         }
+    }
+
+    /// Sets `deliverability_shard_info` to shard `index` of `count` (one series).
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[&index.to_string(), &count.to_string()])
+            .set(1);
     }
 
     /// Creates the series of a check so they exist from the first scrape.
@@ -232,5 +249,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!("version=\"{VERSION}\"")), "{text}");
+    }
+
+    #[test]
+    fn shard_info_is_one_series_of_the_last_shard_set() {
+        let m = Metrics::bare();
+        assert!(
+            !String::from_utf8(m.encode())
+                .unwrap()
+                .contains("shard_info{")
+        );
+        m.set_shard(0, 1);
+        m.set_shard(2, 3);
+        let text = String::from_utf8(m.encode()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("deliverability_shard_info{"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["deliverability_shard_info{count=\"3\",index=\"2\"} 1"],
+            "{text}"
+        );
     }
 }
