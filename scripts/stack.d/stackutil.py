@@ -10,9 +10,12 @@
         http  TARGET=URL           GET URL returns 200
         pid   TARGET=PIDFILE       the process in PIDFILE is alive (fails fast if it died)
   stackutil.py dkim-txt NAME PUBKEY.der         print an unbound local-data TXT line
+  stackutil.py imap-login PORT USER PASS ...    log each user in once on 127.0.0.1:PORT (IMAP,
+                                                plaintext LOGIN) and list its folders
 """
 import base64
 import errno
+import imaplib
 import os
 import socket
 import struct
@@ -164,6 +167,23 @@ def dkim_txt(name, der_file):
     return 0
 
 
+def imap_login(args):
+    port, pairs = int(args[0]), args[1:]
+    for user, password in zip(pairs[::2], pairs[1::2]):
+        try:
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+            m.login(user, password)
+            typ, _ = m.list()
+            m.logout()
+        except (OSError, imaplib.IMAP4.error) as e:
+            print("stack: IMAP login of %s on port %d failed: %s" % (user, port, e), file=sys.stderr)
+            return 1
+        if typ != "OK":
+            print("stack: LIST of %s failed" % user, file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "ports-free":
@@ -172,6 +192,8 @@ def main(argv):
         return wait(args)
     if cmd == "dkim-txt":
         return dkim_txt(*args)
+    if cmd == "imap-login":
+        return imap_login(args)
     print("unknown command %s" % cmd, file=sys.stderr)
     return 2
 
