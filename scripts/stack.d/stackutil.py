@@ -9,6 +9,8 @@
         dns   TARGET=PORT          Unbound answers "dx.test SOA" with NOERROR over UDP
         http  TARGET=URL           GET URL returns 200
         pid   TARGET=PIDFILE       the process in PIDFILE is alive (fails fast if it died)
+        imap-login TARGET=PORT,USER,PASS[,USER,PASS...]  each user logs in on 127.0.0.1:PORT
+                                   (plaintext LOGIN) and lists its folders (fails fast on NO)
   stackutil.py dkim-txt NAME PUBKEY.der         print an unbound local-data TXT line
 """
 import base64
@@ -119,19 +121,54 @@ def pid_alive(pidfile):
         return False
 
 
+class Fatal(Exception):
+    """A readiness check that can never succeed (the spec fails at once)."""
+
+
+def imap_logins(target):
+    import imaplib  # only here: the other commands start faster without it
+
+    port, *pairs = target.split(",")
+    if not tcp_listening(int(port)):
+        return False
+    for user, password in zip(pairs[::2], pairs[1::2]):
+        try:
+            m = imaplib.IMAP4("127.0.0.1", int(port), timeout=10)
+        except OSError:
+            return False
+        try:
+            m.login(user, password)
+            typ, _ = m.list()
+            m.logout()
+        except imaplib.IMAP4.error as e:
+            raise Fatal("IMAP login of %s refused: %s" % (user, e))
+        except OSError:
+            return False
+        if typ != "OK":
+            raise Fatal("LIST of %s failed" % user)
+    return True
+
+
 CHECKS = {"tcp": lambda t: tcp_listening(int(t)), "unix": unix_listening,
-          "dns": lambda t: dns_ready(int(t)), "http": http_ready, "pid": pid_alive}
+          "dns": lambda t: dns_ready(int(t)), "http": http_ready, "pid": pid_alive,
+          "imap-login": imap_logins}
 
 
 def wait(args):
     deadline = time.monotonic() + float(args[0])
     pending = [a.split("|", 3) for a in args[1:]]
     dead = []
+    why = {}
     while pending:
         still = []
         for spec in pending:
             svc, kind, target, log = spec
-            if CHECKS[kind](target):
+            try:
+                if CHECKS[kind](target):
+                    continue
+            except Fatal as e:
+                why[id(spec)] = str(e)
+                dead.append(spec)
                 continue
             if kind == "pid":  # the process died: no point in waiting for it
                 dead.append(spec)
@@ -144,9 +181,15 @@ def wait(args):
             break
         time.sleep(0.02)
     failed = dead + pending
-    for svc, kind, target, log in failed:
-        why = "exited during start-up" if kind == "pid" else "not ready after %ss (%s %s)" % (args[0], kind, target)
-        print("stack: %s %s; see its log %s" % (svc, why, log), file=sys.stderr)
+    for spec in failed:
+        svc, kind, target, log = spec
+        if id(spec) in why:
+            reason = why[id(spec)]
+        elif kind == "pid":
+            reason = "exited during start-up"
+        else:
+            reason = "not ready after %ss (%s %s)" % (args[0], kind, target)
+        print("stack: %s %s; see its log %s" % (svc, reason, log), file=sys.stderr)
         try:
             tail = open(log, errors="replace").read().splitlines()[-8:]
             for t in tail:

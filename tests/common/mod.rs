@@ -30,8 +30,11 @@ pub struct Stack {
     pub env: HashMap<String, String>,
 }
 
+/// Ports one stack instance uses: `DX_PORT_BASE` .. `DX_PORT_BASE` + 14 (`scripts/stack`).
+const PORT_BLOCK: u16 = 15;
+
 fn port_block_free(base: u16) -> bool {
-    (0..12).all(|i| {
+    (0..PORT_BLOCK).all(|i| {
         TcpListener::bind(("127.0.0.1", base + i)).is_ok()
             && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
     })
@@ -60,14 +63,19 @@ impl Stack {
         // blocks lie below Linux's ephemeral port range (32768-60999): an outgoing connection
         // of any process may take a port there, and then a service stopped by a test (Postfix
         // for an outage) could not bind its port again.
-        let mut base = 12000 + (pid % 1700) as u16 * 12;
+        const FIRST: u16 = 12000;
+        const BLOCKS: u16 = (32700 - FIRST) / PORT_BLOCK;
+        let mut base = FIRST + (pid % u32::from(BLOCKS)) as u16 * PORT_BLOCK;
         let mut tries = 0;
         while !port_block_free(base) {
-            base = if base > 32376 { 12000 } else { base + 12 };
+            base += PORT_BLOCK;
+            if base + PORT_BLOCK > 32700 {
+                base = FIRST;
+            }
             tries += 1;
             assert!(
                 tries < 2000,
-                "no block of 12 free ports on 127.0.0.1 between 12000 and 32400"
+                "no block of {PORT_BLOCK} free ports on 127.0.0.1 between {FIRST} and 32700"
             );
         }
         let out = Command::new(repo().join("scripts/stack"))
