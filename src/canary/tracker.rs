@@ -8,7 +8,7 @@
 //! not counted twice.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -131,6 +131,8 @@ pub struct Tracker {
     state: StateDir,
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Per seed: notified when a send to it starts (see [`Tracker::signal`]).
+    signals: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Tracker {
@@ -167,6 +169,7 @@ impl Tracker {
             state,
             inner: Mutex::new(inner),
             changed: Notify::new(),
+            signals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,6 +184,7 @@ impl Tracker {
         self.lock()
             .sending
             .insert(token.to_string(), seed.to_string());
+        self.signal(seed).notify_waiters();
         Sending {
             tracker: self,
             token: token.to_string(),
@@ -292,6 +296,17 @@ impl Tracker {
         // One lookup per call; the key is built only to look up.
         let key = (provider.to_string(), seed.to_string());
         self.lock().by_route.get(&key).copied().unwrap_or(0)
+    }
+
+    /// The seed's signal: notified whenever a send to it starts, so its watchers can sleep
+    /// while nothing to it is awaited.
+    pub fn signal(&self, seed: &str) -> Arc<Notify> {
+        self.signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(seed.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Whether a canary to `seed` is in flight or being sent.

@@ -51,6 +51,10 @@ pub trait Sightings: Send + Sync {
     /// Whether canaries to this seed are in flight (or being sent): its watchers then look
     /// every `canary.verify_interval` whatever the server announces.
     fn awaiting(&self, seed: &str) -> bool;
+
+    /// Notified when a canary to this seed starts being sent: its watchers sleep on it while
+    /// nothing is awaited, rather than waking every beat to ask.
+    fn signal(&self, seed: &str) -> Arc<tokio::sync::Notify>;
 }
 
 pub struct Watcher {
@@ -83,6 +87,24 @@ const SPAM_NAMES: [&str; 7] = [
 impl Watcher {
     fn label(&self) -> [&str; 2] {
         [&self.seed, self.role.as_str()]
+    }
+
+    /// Resolves when a look of our own is due: a beat while canaries to the seed are awaited.
+    /// With none awaited it sleeps until the seed's signal (a send to it starts), then waits a
+    /// full beat: idle watchers cost nothing, however many seeds.
+    async fn verify_due(&self, beat: &mut tokio::time::Interval, signal: &tokio::sync::Notify) {
+        loop {
+            let notified = signal.notified();
+            if self.sightings.awaiting(&self.seed) {
+                beat.tick().await;
+                if self.sightings.awaiting(&self.seed) {
+                    return;
+                }
+            } else {
+                notified.await;
+                beat.reset();
+            }
+        }
     }
 
     /// Runs until `shutdown`, reconnecting after errors.
@@ -160,6 +182,7 @@ impl Watcher {
         // not stretch the cadence.
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + verify, verify);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let signal = self.sightings.signal(&self.seed);
         tracing::info!(seed = %self.seed, folder = %folder, idle, "watching seed folder");
 
         let mut last_uid = 0u32;
@@ -200,11 +223,7 @@ impl Watcher {
                         tokio::select! {
                             r = &mut wait => break Woke::Idle(r),
                             _ = shutdown.cancelled() => break Woke::Shutdown,
-                            _ = beat.tick() => {
-                                if self.sightings.awaiting(&self.seed) {
-                                    break Woke::Verify;
-                                }
-                            }
+                            _ = self.verify_due(&mut beat, &signal) => break Woke::Verify,
                         }
                     }
                 };
@@ -243,11 +262,7 @@ impl Watcher {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => break,
-                        _ = beat.tick() => {
-                            if self.sightings.awaiting(&self.seed) {
-                                break;
-                            }
-                        }
+                        _ = self.verify_due(&mut beat, &signal) => break,
                         _ = shutdown.cancelled() => {
                             let _ = tokio::time::timeout(limit, s.logout()).await;
                             return Ok(());

@@ -176,4 +176,8 @@ impl Sightings for Arrivals {
     fn awaiting(&self, seed: &str) -> bool {
         self.tracker.awaiting(seed)
     }
+
+    fn signal(&self, seed: &str) -> Arc<tokio::sync::Notify> {
+        self.tracker.signal(seed)
+    }
 }
