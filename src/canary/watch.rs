@@ -219,12 +219,10 @@ impl Watcher {
                     let mut wait = std::pin::pin!(wait);
                     // While canaries are in flight, leave IDLE every `verify` and look: the
                     // server may never announce them.
-                    loop {
-                        tokio::select! {
-                            r = &mut wait => break Woke::Idle(r),
-                            _ = shutdown.cancelled() => break Woke::Shutdown,
-                            _ = self.verify_due(&mut beat, &signal) => break Woke::Verify,
-                        }
+                    tokio::select! {
+                        r = &mut wait => Woke::Idle(r),
+                        _ = shutdown.cancelled() => Woke::Shutdown,
+                        _ = self.verify_due(&mut beat, &signal) => Woke::Verify,
                     }
                 };
                 let at = self.clock.unix();
@@ -259,14 +257,12 @@ impl Watcher {
             } else {
                 // Every `poll_interval`, or every `verify` while canaries are in flight.
                 let until = tokio::time::Instant::now() + self.cfg.poll_interval.get();
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(until) => break,
-                        _ = self.verify_due(&mut beat, &signal) => break,
-                        _ = shutdown.cancelled() => {
-                            let _ = tokio::time::timeout(limit, s.logout()).await;
-                            return Ok(());
-                        }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = self.verify_due(&mut beat, &signal) => {}
+                    _ = shutdown.cancelled() => {
+                        let _ = tokio::time::timeout(limit, s.logout()).await;
+                        return Ok(());
                     }
                 }
                 step("NOOP", limit, s.noop()).await?;
