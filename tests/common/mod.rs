@@ -556,7 +556,12 @@ pub fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
     );
     let text = text.replace("interval = \"30s\"", "interval = \"10s\"");
     // Every family shows in the scenario, the per-route delivery histogram too.
-    let text = text.replacen("[canary]\n", "[canary]\nroute_histograms = true\n", 1);
+    let text = text.replacen(
+        "[canary]\ninterval = \"10s\"\n",
+        "[canary]\ninterval = \"10s\"\nroute_histograms = true\n",
+        1,
+    );
+    assert!(text.contains("route_histograms = true"), "{text}");
     let extra = format!(
         "\n[[providers]]\nname = \"wrong-password\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"sender2@dx.test\"\npassword = \"not-it\"\nfrom = \"canary@dx.test\"\nca_file = \"{}\"\n",
         st.port("DX_SMTP_SUBMIT_PORT"),
