@@ -20,6 +20,9 @@ pub struct Family<C> {
     help: String,
     kind: &'static str,
     labels: Vec<&'static str>,
+    /// The label positions in the order of their names: series are written, and ordered, with
+    /// their labels sorted by name, as the `prometheus` crate does.
+    order: Vec<usize>,
     make: Box<dyn Fn() -> C + Send + Sync>,
     series: RwLock<BTreeMap<String, Arc<Series<C>>>>,
 }
@@ -37,10 +40,17 @@ impl<C> std::ops::Deref for Series<C> {
     }
 }
 
-/// The map key: the label values joined by a byte no label value holds, so the map's order is
-/// the order of the values, as the `prometheus` crate sorts them.
-fn key(values: &[&str]) -> String {
-    values.join("\u{0}")
+/// The map key: the label values, taken in the order of their names, joined by a byte no label
+/// value holds, so the map's order is the order in which the `prometheus` crate sorts them.
+fn key(order: &[usize], values: &[&str]) -> String {
+    let mut k = String::new();
+    for (n, &i) in order.iter().enumerate() {
+        if n > 0 {
+            k.push('\u{0}');
+        }
+        k.push_str(values[i]);
+    }
+    k
 }
 
 fn escape_into(out: &mut String, v: &str) {
@@ -62,7 +72,10 @@ impl<C: Send + Sync + 'static> Family<C> {
         labels: &[&'static str],
         make: impl Fn() -> C + Send + Sync + 'static,
     ) -> Family<C> {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|&i| labels[i]);
         Family {
+            order,
             name,
             help: help.replace('\\', "\\\\").replace('\n', "\\n"),
             kind,
@@ -85,7 +98,7 @@ impl<C: Send + Sync + 'static> Family<C> {
             self.name,
             self.labels
         );
-        let k = key(values);
+        let k = key(&self.order, values);
         if let Some(s) = self
             .series
             .read()
@@ -95,13 +108,13 @@ impl<C: Send + Sync + 'static> Family<C> {
             return s.clone();
         }
         let mut rendered = String::new();
-        for (i, (n, v)) in self.labels.iter().zip(values).enumerate() {
-            if i > 0 {
+        for (n, &i) in self.order.iter().enumerate() {
+            if n > 0 {
                 rendered.push(',');
             }
-            rendered.push_str(n);
+            rendered.push_str(self.labels[i]);
             rendered.push_str("=\"");
-            escape_into(&mut rendered, v);
+            escape_into(&mut rendered, values[i]);
             rendered.push('"');
         }
         self.series
@@ -119,10 +132,13 @@ impl<C: Send + Sync + 'static> Family<C> {
 
     /// Forgets a series; whether it existed.
     pub fn remove_label_values(&self, values: &[&str]) -> bool {
+        if values.len() != self.labels.len() {
+            return false;
+        }
         self.series
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&key(values))
+            .remove(&key(&self.order, values))
             .is_some()
     }
 

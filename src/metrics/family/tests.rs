@@ -8,14 +8,19 @@ fn text(f: &Families) -> String {
 
 #[test]
 fn writes_what_the_prometheus_crate_writes_for_the_same_values() {
-    // The same families and values through both encoders: the text is identical.
+    // The same families and values through both encoders: the text is identical. Label names
+    // are declared out of alphabetical order on purpose: both write them sorted by name.
     let mut ours = Families::default();
     let c = ours.counter(
         "t_sent_total",
         "Sent.\nTwo lines \\ here.",
-        &["provider", "seed"],
+        &["seed", "provider"],
     );
-    let g = ours.gauge("t_latency_seconds", "Latency.", &["provider", "seed"]);
+    let g = ours.gauge(
+        "t_latency_seconds",
+        "Latency.",
+        &["provider", "seed", "placement"],
+    );
     let i = ours.int_gauge("t_up", "Up.", &["seed"]);
     let h = ours.histogram(
         "t_duration_seconds",
@@ -26,12 +31,12 @@ fn writes_what_the_prometheus_crate_writes_for_the_same_values() {
     let r = prometheus::Registry::new();
     let pc = prometheus::IntCounterVec::new(
         prometheus::Opts::new("t_sent_total", "Sent.\nTwo lines \\ here."),
-        &["provider", "seed"],
+        &["seed", "provider"],
     )
     .unwrap();
     let pg = prometheus::GaugeVec::new(
         prometheus::Opts::new("t_latency_seconds", "Latency."),
-        &["provider", "seed"],
+        &["provider", "seed", "placement"],
     )
     .unwrap();
     let pi = prometheus::IntGaugeVec::new(prometheus::Opts::new("t_up", "Up."), &["seed"]).unwrap();
@@ -46,15 +51,17 @@ fn writes_what_the_prometheus_crate_writes_for_the_same_values() {
     r.register(Box::new(pi.clone())).unwrap();
     r.register(Box::new(ph.clone())).unwrap();
     for (p, s) in [("b", "z\"q"), ("a", "y"), ("a", "x\\n"), ("b", "a\nb")] {
-        c.with_label_values(&[p, s]).inc_by(3);
-        pc.with_label_values(&[p, s]).inc_by(3);
-        g.with_label_values(&[p, s]).set(0.505);
-        pg.with_label_values(&[p, s]).set(0.505);
+        c.with_label_values(&[s, p]).inc_by(3);
+        pc.with_label_values(&[s, p]).inc_by(3);
+        for (pl, v) in [("spam", 0.505), ("inbox", 2.0)] {
+            g.with_label_values(&[p, s, pl]).set(v);
+            pg.with_label_values(&[p, s, pl]).set(v);
+        }
         i.with_label_values(&[s]).set(-2);
         pi.with_label_values(&[s]).set(-2);
     }
-    g.with_label_values(&["c", "c"]).set(f64::INFINITY);
-    pg.with_label_values(&["c", "c"]).set(f64::INFINITY);
+    g.with_label_values(&["c", "c", "c"]).set(f64::INFINITY);
+    pg.with_label_values(&["c", "c", "c"]).set(f64::INFINITY);
     for v in [0.05, 0.1, 0.7, 3.0, 7.5, 1e9] {
         h.with_label_values(&["p"]).observe(v);
         ph.with_label_values(&["p"]).observe(v);
