@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use deliverability_exporter::config::{CustomZone, DnsConfig, Dur, Name, ZoneKind};
 use deliverability_exporter::dns::dnsbl::{self, Cache, Target, catalogue};
-use deliverability_exporter::dns::resolver::Resolver;
+use deliverability_exporter::resolver::Resolver;
 
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -17,6 +17,8 @@
 //! - [`oauth2`]: XOAUTH2 access tokens refreshed at a token endpoint.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
 //! - [`runbooks`]: `/runbooks`, docs/runbooks.md served as HTML.
+//! - [`resolver`]: DNS lookups (hickory-resolver), failures classified; the DNS checks' and
+//!   the sender requirements'.
 //! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod oauth2;
 pub mod observed;
 pub mod reports;
+pub mod resolver;
 pub mod runbooks;
 pub mod schedule;
 pub mod server;

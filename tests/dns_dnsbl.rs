@@ -24,8 +24,8 @@ use common::{Exporter, Scrape, Shared, Stack, TempDir, bin};
 use deliverability_exporter::config::{CustomZone, DnsConfig, Dur, Name, ZoneKind};
 use deliverability_exporter::dns::check::record_round;
 use deliverability_exporter::dns::dnsbl::{self, Cache, ErrorReason, Target, Zone, catalogue};
-use deliverability_exporter::dns::resolver::{Answer, Lookup, LookupError, RType, Resolver};
 use deliverability_exporter::metrics::Metrics;
+use deliverability_exporter::resolver::{Answer, Lookup, LookupError, RType, Resolver};
 
 fn resolver(addr: &str, timeout_ms: u64) -> Resolver {
     let cfg = DnsConfig {

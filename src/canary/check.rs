@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::canary::requirements::Judge;
 use crate::canary::send::{self, FailureClass, SendRequest};
 use crate::canary::tracker::{InFlight, Sighting, Tracker};
 use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
@@ -334,6 +335,36 @@ impl CanaryCheck {
     }
 }
 
+/// The sender-requirement judge of a configuration: the resolver of `dns.nameservers`, and
+/// the providers whose canaries carry `List-Unsubscribe`.
+fn judge(cfg: &Config, ctx: &Context) -> Judge {
+    let dns: Option<Arc<dyn crate::resolver::Lookup>> = match crate::resolver::Resolver::new(
+        &cfg.dns, 16,
+    ) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no resolver: the DNS sender requirements (dmarc_policy, dns_records) are not judged");
+            None
+        }
+    };
+    let unsubscribe = cfg
+        .providers
+        .iter()
+        .filter(|p| {
+            p.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("List-Unsubscribe"))
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    Judge::new(
+        ctx.metrics.clone(),
+        cfg.canary.route_requirements,
+        dns,
+        unsubscribe,
+    )
+}
+
 impl Check for CanaryCheck {
     fn name(&self) -> &'static str {
         "canary"
@@ -441,6 +472,7 @@ impl Check for CanaryCheck {
             board: self.board.clone(),
             routes: routes.clone(),
             route_histograms: cfg.canary.route_histograms,
+            judge: Arc::new(judge(cfg, ctx)),
         });
         let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
         for seed in &cfg.seeds {

@@ -26,7 +26,7 @@ pub use auth_results::{
     parse_arc_authentication_results, parse_authentication_results, parse_received_spf,
 };
 pub use dkim::{DkimSignature, parse_dkim_signature};
-pub use received::{Hop, is_public, parse_received, sending_ip};
+pub use received::{Hop, is_public, parse_received, receiving_hop, sending_ip};
 pub use spam::{SpamSource, SpamVerdict};
 
 use std::net::IpAddr;
@@ -57,6 +57,53 @@ pub struct CanaryHeaders {
     pub hops: Vec<Hop>,
     /// `client-ip` of the topmost `Received-SPF`: the address the receiver checked SPF for.
     pub spf_client_ip: Option<IpAddr>,
+    /// What the bulk-sender rules of the mailbox providers look at in the header itself.
+    pub format: Format,
+}
+
+/// The header facts the mailbox providers' sender requirements name: one From, Date and
+/// Message-ID, line lengths, the From domain, and the one-click unsubscribe fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Format {
+    /// How many `From:`, `Date:` and `Message-ID:` fields the message has.
+    pub from_fields: usize,
+    pub date_fields: usize,
+    pub message_id_fields: usize,
+    /// Octets of the longest header line, line end excluded (RFC 5322 allows 998).
+    pub longest_line: usize,
+    /// The domain of the (first) `From:` address, lower-cased.
+    pub from_domain: Option<String>,
+    /// The `List-Unsubscribe` value, unfolded (cut at [`MAX_VALUE_LEN`] × 4).
+    pub list_unsubscribe: Option<String>,
+    /// The `List-Unsubscribe-Post` value, unfolded.
+    pub list_unsubscribe_post: Option<String>,
+}
+
+/// The domain of the first address in a `From:` value (`Name <a@b>`, `a@b`, a group).
+fn from_domain(value: &str) -> Option<String> {
+    let value = crate::canary::text::truncate(value, 2048);
+    let addr = match mailparse::addrparse(value) {
+        Ok(list) => list.iter().find_map(|a| match a {
+            mailparse::MailAddr::Single(s) => Some(s.addr.clone()),
+            mailparse::MailAddr::Group(g) => g.addrs.first().map(|s| s.addr.clone()),
+        }),
+        Err(_) => None,
+    }?;
+    let domain = addr.rsplit_once('@')?.1.trim().trim_end_matches('.');
+    (!domain.is_empty() && domain.len() <= 253).then(|| domain.to_ascii_lowercase())
+}
+
+fn format(block: &HeaderBlock<'_>) -> Format {
+    let cut = |v: String| crate::canary::text::truncate(&v, MAX_VALUE_LEN * 4).to_string();
+    Format {
+        from_fields: block.all("From").count(),
+        date_fields: block.all("Date").count(),
+        message_id_fields: block.all("Message-ID").count(),
+        longest_line: block.longest_line,
+        from_domain: block.text("From").and_then(|v| from_domain(&v)),
+        list_unsubscribe: block.text("List-Unsubscribe").map(cut),
+        list_unsubscribe_post: block.text("List-Unsubscribe-Post").map(cut),
+    }
 }
 
 impl CanaryHeaders {
@@ -89,6 +136,7 @@ pub fn parse(raw: &[u8], expected_authserv_id: Option<&str>) -> CanaryHeaders {
             .text("Received-SPF")
             .and_then(|v| parse_received_spf(&v))
             .and_then(|r| r.property("client-ip")?.parse().ok()),
+        format: format(&block),
     }
 }
 

@@ -82,7 +82,7 @@ pub fn build(s: &CanarySpec<'_>) -> Result<Vec<u8>, MessageError> {
     for (k, v) in s.extra_headers {
         let name = HeaderName::new_from_ascii(k.clone())
             .map_err(|_| MessageError::HeaderName(k.clone()))?;
-        b = b.raw_header(HeaderValue::new(name, v.clone()));
+        b = b.raw_header(HeaderValue::new(name, fill(v, s)));
     }
     // 7bit when every line is short ASCII (the usual body); else lettre picks an encoding.
     let body = Body::new_with_encoding(fill(s.body_template, s), ContentTransferEncoding::SevenBit)

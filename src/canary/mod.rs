@@ -8,6 +8,8 @@
 //! - [`headers`]: the pure parsers of those headers: authentication results, DKIM signatures,
 //!   spam scores, the Received chain, the token.
 //! - [`message`]: builds the canary message and its token.
+//! - [`requirements`]: the mailbox providers' bulk-sender requirements, judged on every
+//!   delivered canary.
 //! - [`send`]: the SMTP stages, timed and classified.
 //! - [`token`]: the canary token: its format, a new one, finding it in a header or Subject.
 //! - [`tracker`]: the canaries in flight, persisted across restarts.
@@ -20,6 +22,7 @@ pub mod check;
 pub mod date;
 pub mod headers;
 pub mod message;
+pub mod requirements;
 pub mod send;
 pub mod status;
 mod text;

@@ -115,6 +115,9 @@ pub struct CanaryConfig {
     /// Also export the delivery-time histogram per route (18 series per route); by default
     /// it is per provider and per seed, with the route's last delivery time as a gauge.
     pub route_histograms: bool,
+    /// Also export the sender requirements per route (up to 9 series per route); by default
+    /// they are per provider.
+    pub route_requirements: bool,
 }
 
 impl Default for CanaryConfig {
@@ -135,6 +138,7 @@ impl Default for CanaryConfig {
             poll_interval: Dur::secs(15),
             verify_interval: Dur::secs(2),
             route_histograms: false,
+            route_requirements: false,
         }
     }
 }

@@ -18,9 +18,9 @@ use crate::config::{Config, Domain};
 use crate::dns::dnsbl::{self, Cache, Outcome, Round, Target, Zone};
 use crate::dns::mta_sts::FetchOptions;
 use crate::dns::records::{self, ChangeLog, DomainInput};
-use crate::dns::resolver::{Lookup, Resolver};
 use crate::metrics::dns::DnsMetrics;
 use crate::observed::Observed;
+use crate::resolver::{Lookup, Resolver};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 use crate::status::DomainBoard;
 

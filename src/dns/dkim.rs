@@ -9,8 +9,8 @@
 
 use base64::Engine as _;
 
-use crate::dns::resolver::{Lookup, RType};
 use crate::dns::tags::{self, TagError};
+use crate::resolver::{Lookup, RType};
 
 /// RSA keys shorter than this are ignored by verifiers (RFC 8301 section 3.2).
 pub const MIN_RSA_BITS: u32 = 1024;

@@ -9,8 +9,8 @@
 //! that an external report destination agreed to receive reports
 //! (`<domain>._report._dmarc.<destination>`, RFC 7489 section 7.1).
 
-use crate::dns::resolver::{Lookup, RType};
 use crate::dns::tags::{self, TagError};
+use crate::resolver::{Lookup, RType};
 
 crate::label_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

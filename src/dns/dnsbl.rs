@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use crate::dns::resolver::{Lookup, LookupError, RType};
+use crate::resolver::{Lookup, LookupError, RType};
 pub use catalogue::{ListKind, Zone};
 
 crate::label_enum! {
@@ -133,29 +133,7 @@ impl fmt::Display for Target {
     }
 }
 
-/// `192.0.2.1` → `1.2.0.192.<zone>`; IPv6 as 32 reversed nibbles (RFC 5782 section 2.4).
-pub fn reverse_name(ip: IpAddr, zone: &str) -> String {
-    let mut out = String::with_capacity(72 + zone.len());
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            for b in o.iter().rev() {
-                out.push_str(&b.to_string());
-                out.push('.');
-            }
-        }
-        IpAddr::V6(v6) => {
-            for b in v6.octets().iter().rev() {
-                for nibble in [b & 0x0f, b >> 4] {
-                    out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
-                    out.push('.');
-                }
-            }
-        }
-    }
-    out.push_str(zone);
-    out
-}
+pub use crate::resolver::reverse_name;
 
 /// Sorts the A records of an answer into listed or error.
 pub fn classify(zone: &Zone, codes: &[Ipv4Addr]) -> Outcome {
@@ -254,7 +232,7 @@ pub async fn query(dns: &dyn Lookup, cache: &Cache, zone: &Zone, name: &str) -> 
                 .records
                 .iter()
                 .filter_map(|r| match r {
-                    crate::dns::resolver::Rr::A(a) => Some(*a),
+                    crate::resolver::Rr::A(a) => Some(*a),
                     _ => None,
                 })
                 .collect();

@@ -1,6 +1,6 @@
 //! DNS checks: the published records of every sending domain, and DNS blacklists.
 //!
-//! Every lookup goes through [`resolver::Lookup`], answered by hickory-resolver pointed at
+//! Every lookup goes through [`crate::resolver::Lookup`] (the base layer's), answered by hickory-resolver pointed at
 //! `dns.nameservers` (tests of the pure logic use an in-memory fake). One file per record
 //! kind parses and judges it: [`spf`], [`dkim`], [`dmarc`], [`mx`], [`mta_sts`], [`tlsrpt`]
 //! ([`tags`] reads the `k=v;` lists they share); [`records`] runs them all for a domain and
@@ -14,7 +14,6 @@ pub mod mta_sts;
 pub mod mx;
 pub mod probe;
 pub mod records;
-pub mod resolver;
 pub mod spf;
 pub mod tags;
 pub mod tlsrpt;

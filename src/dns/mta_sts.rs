@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crate::http_client::{self, HttpError, Target};
 
-use crate::dns::resolver::{Lookup, RType, txt_records};
 use crate::dns::tags;
+use crate::resolver::{Lookup, RType, txt_records};
 
 /// RFC 8461 section 3.2: policies larger than this may be refused; we refuse them.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;

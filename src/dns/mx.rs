@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::dns::resolver::{Lookup, RType, Rr};
+use crate::resolver::{Lookup, RType, Rr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MxHost {
@@ -116,7 +116,7 @@ pub async fn check(dns: &dyn Lookup, domain: &str) -> MxReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::resolver::FakeDns;
+    use crate::resolver::FakeDns;
 
     #[tokio::test]
     async fn resolves_every_exchange() {

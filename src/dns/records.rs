@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dns::resolver::Lookup;
 use crate::dns::{dkim, dmarc, mta_sts, mx, spf, tlsrpt};
 use crate::metrics::dns::{DnsMetrics, QUALIFIERS};
+use crate::resolver::Lookup;
 
 /// What to check for one domain.
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! SMTP TLS Reporting policy records (RFC 8460): the `_smtp._tls.<domain>` TXT record,
 //! `v=TLSRPTv1; rua=<uri>[,<uri>]`, where `rua` URIs are `mailto:` or `https:`.
 
-use crate::dns::resolver::{Lookup, txt_records};
 use crate::dns::tags::{self, TagError};
+use crate::resolver::{Lookup, txt_records};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsRptError {
@@ -102,7 +102,7 @@ pub async fn check(dns: &dyn Lookup, domain: &str) -> TlsRptReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::resolver::FakeDns;
+    use crate::resolver::FakeDns;
 
     #[test]
     fn parses_records() {

@@ -36,6 +36,9 @@ pub struct CanaryMetrics {
     pub imap_up: Arc<IntGaugeVec>,
     pub imap_reconnects: Arc<IntCounterVec>,
     pub verify_interval: Arc<GaugeVec>,
+    pub requirement_met: Arc<IntGaugeVec>,
+    /// Per route; set only with `canary.route_requirements = true`.
+    pub route_requirement_met: Arc<IntGaugeVec>,
     /// Every family above, for the encoder.
     pub families: Families,
 }
@@ -204,6 +207,16 @@ impl CanaryMetrics {
                 "deliverability_imap_verify_interval_seconds",
                 "How often the seed's watchers search for canaries in flight whatever the server announces (canary.verify_interval; poll_interval if shorter on a server without IDLE): the bound on detection latency, in seconds.",
                 &["seed"],
+            ),
+            requirement_met: f.int_gauge(
+                "deliverability_sender_requirement_met",
+                "Whether the provider's mail meets a bulk-sender requirement of the mailbox providers (spf, dkim, spf_and_dkim, dmarc_policy, dmarc_alignment, dns_records, encryption, message_formatting, one_click_unsubscribe), judged on the last delivered canary of each of its routes: 1 when every one that could be judged met it, 0 when one did not. Absent until a canary was judged; one_click_unsubscribe only for providers whose canaries carry List-Unsubscribe.",
+                &["provider", "requirement"],
+            ),
+            route_requirement_met: f.int_gauge(
+                "deliverability_sender_requirement_route_met",
+                "Whether the route's last delivered canary met the bulk-sender requirement (as deliverability_sender_requirement_met, per seed). Exported only with canary.route_requirements = true (up to 9 series per route).",
+                &["provider", "seed", "requirement"],
             ),
             families: f,
         }

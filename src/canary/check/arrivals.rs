@@ -90,6 +90,8 @@ pub(super) struct Arrivals {
     pub(super) routes: HashSet<(String, String)>,
     /// `canary.route_histograms`: the per-route histogram is observed too.
     pub(super) route_histograms: bool,
+    /// Judges each delivered canary on the mailbox providers' sender requirements.
+    pub(super) judge: Arc<Judge>,
 }
 
 impl Sightings for Arrivals {
@@ -142,6 +144,14 @@ impl Sightings for Arrivals {
                     &flight.seed,
                     &f.headers,
                 );
+                // The DNS facts are looked up off the watcher's task.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let judge = self.judge.clone();
+                    let (p, s) = (flight.provider.clone(), flight.seed.clone());
+                    let headers = f.headers.clone();
+                    let now = self.ctx.clock.unix() as i64;
+                    rt.spawn(async move { judge.judge(&p, &s, &headers, now).await });
+                }
                 tracing::info!(
                     provider = %flight.provider,
                     seed = %flight.seed,

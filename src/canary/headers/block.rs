@@ -33,6 +33,8 @@ impl Field<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct HeaderBlock<'a> {
     fields: Vec<Field<'a>>,
+    /// Octets of the longest line read, line end excluded (RFC 5322 §2.1.1 allows 998).
+    pub longest_line: usize,
 }
 
 impl<'a> HeaderBlock<'a> {
@@ -44,6 +46,7 @@ impl<'a> HeaderBlock<'a> {
         // continuation lines follow.
         let mut open: Option<(usize, usize, usize)> = None;
         let mut pos = 0;
+        let mut longest_line = 0;
         while pos < raw.len() {
             let end = raw[pos..]
                 .iter()
@@ -54,6 +57,7 @@ impl<'a> HeaderBlock<'a> {
             if content.is_empty() {
                 break;
             }
+            longest_line = longest_line.max(content.len());
             let continues = matches!(content[0], b' ' | b'\t');
             if !continues {
                 close(raw, open.take(), pos, &mut fields);
@@ -63,7 +67,10 @@ impl<'a> HeaderBlock<'a> {
             pos = end;
         }
         close(raw, open, pos, &mut fields);
-        HeaderBlock { fields }
+        HeaderBlock {
+            fields,
+            longest_line,
+        }
     }
 
     /// Every field called `name`, top first.

@@ -18,24 +18,43 @@ pub struct DkimSignature {
     pub selector: String,
     /// `a=` (`rsa-sha256`, `ed25519-sha256`), lower-cased, when present.
     pub algorithm: Option<String>,
+    /// `h=`: the names of the header fields the signature covers, lower-cased, in order (a
+    /// name listed twice is over-signed), at most [`MAX_SIGNED_HEADERS`].
+    pub signed_headers: Vec<String>,
+}
+
+/// Names of `h=` kept; a signature lists a dozen or two.
+pub const MAX_SIGNED_HEADERS: usize = 64;
+
+impl DkimSignature {
+    /// Whether the signature covers the header field `name` (any case).
+    pub fn covers(&self, name: &str) -> bool {
+        self.signed_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Parses one `DKIM-Signature` value; `None` without a usable `d=` and `s=`.
 pub fn parse_dkim_signature(value: &str) -> Option<DkimSignature> {
-    let (mut d, mut s, mut a) = (None, None, None);
+    let (mut d, mut s, mut a, mut h) = (None, None, None, None);
     for spec in value.split(';') {
         let Some((tag, val)) = spec.split_once('=') else {
             continue;
         };
-        let slot = match tag.trim() {
+        let tag = tag.trim();
+        let slot = match tag {
             "d" => &mut d,
             "s" => &mut s,
             "a" => &mut a,
+            "h" => &mut h,
             _ => continue,
         };
         // The first of a repeated tag counts; folding whitespace inside a value is dropped.
         if slot.is_none() {
-            let v: String = truncate(val, MAX_VALUE_LEN)
+            // `h=` lists names: longer than the other values, bounded all the same.
+            let limit = if tag == "h" { 4096 } else { MAX_VALUE_LEN };
+            let v: String = truncate(val, limit)
                 .chars()
                 .filter(|c| !c.is_whitespace())
                 .collect();
@@ -48,6 +67,15 @@ pub fn parse_dkim_signature(value: &str) -> Option<DkimSignature> {
         domain,
         selector,
         algorithm: a.filter(|v| !v.is_empty()),
+        signed_headers: h
+            .map(|v| {
+                v.split(':')
+                    .filter(|n| !n.is_empty())
+                    .take(MAX_SIGNED_HEADERS)
+                    .map(|n| truncate(n, 64).to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -82,8 +110,16 @@ mod tests {
                 domain: "example.org".into(),
                 selector: "sel-2026".into(),
                 algorithm: Some("rsa-sha256".into()),
+                signed_headers: vec!["from".into(), "to".into(), "subject".into()],
             }]
         );
+        let long = format!(
+            "d=a.example; s=x; h={}List-Unsubscribe:List-Unsubscribe-Post",
+            "x-some-long-header-name:".repeat(20)
+        );
+        let sig = parse_dkim_signature(&long).unwrap();
+        assert!(sig.covers("list-unsubscribe-post") && sig.covers("List-Unsubscribe"));
+        assert!(!sig.covers("from"));
     }
 
     #[test]

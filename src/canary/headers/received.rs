@@ -30,6 +30,56 @@ pub struct Hop {
     pub id: Option<String>,
     /// The date after the last `;`, in Unix seconds.
     pub date: Option<i64>,
+    /// The TLS version the hop's comments name (Postfix `(using TLSv1.3 with cipher ...)`,
+    /// Gmail's and Microsoft's `(version=TLS1_3, ...)`, Exim's `(TLS1.3)`), as `TLSv1.3`.
+    pub tls: Option<String>,
+}
+
+/// `with` protocols that say the hop was encrypted (RFC 3848: the `S` of ESMTPS).
+const TLS_PROTOCOLS: [&str; 6] = [
+    "ESMTPS",
+    "ESMTPSA",
+    "UTF8SMTPS",
+    "UTF8SMTPSA",
+    "LMTPS",
+    "LMTPSA",
+];
+
+impl Hop {
+    /// Whether the hop was encrypted: a `with` protocol of RFC 3848 that says so, or a TLS
+    /// version in its comments (Microsoft writes `with Microsoft SMTP Server (version=TLS1_3`).
+    pub fn encrypted(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .with
+                .as_deref()
+                .is_some_and(|w| TLS_PROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(w)))
+    }
+}
+
+/// The first TLS version named in a `Received:` value: `TLS` (any case), an optional `v`
+/// and `1.N` or `1_N`, as `TLSv1.N`.
+pub fn tls_version(value: &str) -> Option<String> {
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i + 3 <= b.len() {
+        if b[i..i + 3].eq_ignore_ascii_case(b"TLS") {
+            let mut j = i + 3;
+            if j < b.len() && (b[j] == b'v' || b[j] == b'V') {
+                j += 1;
+            }
+            if j + 3 <= b.len()
+                && b[j] == b'1'
+                && (b[j + 1] == b'.' || b[j + 1] == b'_')
+                && b[j + 2].is_ascii_digit()
+                && b.get(j + 3).is_none_or(|c| !c.is_ascii_digit())
+            {
+                return Some(format!("TLSv1.{}", b[j + 2] as char));
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Parses one `Received:` value.
@@ -41,6 +91,7 @@ pub fn parse_received(value: &str) -> Hop {
             Item::Semi(at) => parse_date(value.get(at + 1..).unwrap_or("")),
             _ => None,
         }),
+        tls: tls_version(value),
         ..Hop::default()
     };
     let clauses = &items[..last_semi.unwrap_or(items.len())];
@@ -136,24 +187,47 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// name is given), it is the topmost public IP of the chain.
 pub fn sending_ip(hops: &[Hop], authserv_host: Option<&str>) -> Option<IpAddr> {
     let public = |h: &Hop| h.ip.filter(|ip| is_public(*ip));
-    let domain = authserv_host.map(receiver_domain);
-    let ours = |h: &Hop| match (&domain, &h.by_host) {
-        (Some(d), Some(by)) => {
-            by == d
-                || by
-                    .strip_suffix(d.as_str())
-                    .is_some_and(|p| p.ends_with('.'))
-        }
-        _ => false,
-    };
-    match hops.iter().position(ours) {
-        Some(first) => hops[first..]
-            .iter()
-            .take_while(|h| ours(h))
-            .filter_map(public)
-            .last(),
+    match receiver_run(hops, authserv_host) {
+        Some(run) => run.iter().rev().find_map(public),
         None => hops.iter().find_map(public),
     }
+}
+
+/// The hops the receiver added (see [`sending_ip`]), top first; `None` when no hop names it.
+fn receiver_run<'h>(hops: &'h [Hop], authserv_host: Option<&str>) -> Option<&'h [Hop]> {
+    let domain = receiver_domain(authserv_host?);
+    let ours = |h: &Hop| {
+        h.by_host.as_ref().is_some_and(|by| {
+            *by == domain
+                || by
+                    .strip_suffix(domain.as_str())
+                    .is_some_and(|p| p.ends_with('.'))
+        })
+    };
+    let first = hops.iter().position(ours)?;
+    let len = hops[first..].iter().take_while(|h| ours(h)).count();
+    Some(&hops[first..first + len])
+}
+
+/// The hop where the message entered the receiver: the hop from the address the receiver
+/// checked SPF for (`client_ip`, from `Received-SPF`), else the lowest hop with an address
+/// in the receiver's run (as [`sending_ip`], private addresses included). Its protocol says
+/// whether the provider delivered over TLS; its address is the one receivers look up in
+/// reverse DNS.
+pub fn receiving_hop<'h>(
+    hops: &'h [Hop],
+    authserv_host: Option<&str>,
+    client_ip: Option<IpAddr>,
+) -> Option<&'h Hop> {
+    if let Some(ip) = client_ip
+        && let Some(h) = hops.iter().find(|h| h.ip == Some(ip))
+    {
+        return Some(h);
+    }
+    receiver_run(hops, authserv_host)?
+        .iter()
+        .rev()
+        .find(|h| h.ip.is_some())
 }
 
 fn receiver_domain(host: &str) -> String {
@@ -294,8 +368,55 @@ mod tests {
                 with: Some("ESMTPS".into()),
                 id: Some("ABC123".into()),
                 date: Some(1_775_037_600),
+                tls: None,
             }
         );
+        assert!(h.encrypted(), "ESMTPS");
+    }
+
+    #[test]
+    fn tls_versions_as_each_server_writes_them() {
+        for (value, want, encrypted) in [
+            (
+                "from a ([192.0.2.1]) by mx.example (Postfix) with ESMTPS id X (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)); Mon, 01 Apr 2026 10:00:00 +0000",
+                Some("TLSv1.3"),
+                true,
+            ),
+            (
+                "from a (a. [192.0.2.1]) by mx.google.com with ESMTPS id x (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256); Sat, 28 Nov 2026 20:36:00 -0800 (PST)",
+                Some("TLSv1.3"),
+                true,
+            ),
+            (
+                "from a (192.0.2.1) by b.outlook.com (10.0.0.1) with Microsoft SMTP Server (version=TLS1_2, cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) id 15.20.1; Sun, 29 Nov 2026 04:36:00 +0000",
+                Some("TLSv1.2"),
+                true,
+            ),
+            (
+                "from a ([192.0.2.1]) by mx.example with esmtps  (TLS1.3) tls TLS_AES_256_GCM_SHA384 (Exim 4.97) id 1; Mon, 01 Apr 2026 10:00:00 +0000",
+                Some("TLSv1.3"),
+                true,
+            ),
+            (
+                "from a ([192.0.2.1]) by mx.example with ESMTPSA id 1; Mon, 01 Apr 2026 10:00:00 +0000",
+                None,
+                true,
+            ),
+            (
+                "from a ([192.0.2.1]) by mx.example (Postfix) with ESMTP id 1; Mon, 01 Apr 2026 10:00:00 +0000",
+                None,
+                false,
+            ),
+            (
+                "from tls.example ([192.0.2.1]) by mx.example with SMTP id TLS12; Mon, 01 Apr 2026 10:00:00 +0000",
+                None,
+                false,
+            ),
+        ] {
+            let h = parse_received(value);
+            assert_eq!(h.tls.as_deref(), want, "{value}");
+            assert_eq!(h.encrypted(), encrypted, "{value}");
+        }
     }
 
     #[test]
@@ -460,6 +581,26 @@ mod tests {
         let local = [hop("localhost", Some("127.0.0.1"), "mx.seed.test")];
         assert_eq!(sending_ip(&local, Some("mx.seed.test")), None);
         assert_eq!(sending_ip(&[], None), None);
+        // The hop where mail entered: the SPF client's, else the lowest of the receiver's run,
+        // private addresses included (the local stack's).
+        let stack = [
+            hop("mx.seed.test", None, "imap.seed.test"),
+            hop("submit.seed.test", Some("127.0.0.2"), "mx.seed.test"),
+            hop("localhost", Some("127.0.0.1"), "smtp.dx.test"),
+        ];
+        assert_eq!(
+            receiving_hop(&stack, Some("mx.seed.test"), None).and_then(|h| h.ip),
+            Some(ip("127.0.0.2"))
+        );
+        assert_eq!(
+            receiving_hop(&stack, Some("mx.seed.test"), Some(ip("127.0.0.1"))).and_then(|h| h.ip),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(receiving_hop(&stack, None, None), None);
+        assert_eq!(
+            receiving_hop(&chain, name, None).and_then(|h| h.ip),
+            Some(ip("34.2.2.2"))
+        );
         assert_eq!(receiver_domain("MX.Google.com."), "google.com");
         assert_eq!(receiver_domain("example.org"), "example.org");
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::dns::resolver::FakeDns;
+use crate::resolver::FakeDns;
 
 // Public keys generated with openssl for these tests (private halves discarded).
 const RSA1024: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDLOmoUJFfqI02cgdQObE1i6DhnLVHtfl16/ynBEBNqYF6PzXKPRXiPEQTvm03rbj+4rgGLREMxj7sQXBWQaJpqZ6M0Wlww1YVQ4XDqsdbztlsVOgl8rKSYn9yLQCUzwHWqAV7i68GAJppQ7Y4Fs868ygWpKx5B+WDss2bCZvsn8QIDAQAB";

@@ -1,5 +1,5 @@
 use super::*;
-use crate::dns::resolver::{FakeDns, LookupError};
+use crate::resolver::{FakeDns, LookupError};
 
 #[test]
 fn parses_every_tag() {

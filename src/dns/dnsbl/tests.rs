@@ -1,5 +1,5 @@
 use super::*;
-use crate::dns::resolver::FakeDns;
+use crate::resolver::FakeDns;
 use std::sync::atomic::Ordering;
 
 fn zone(name: &str, kind: ListKind, test: Option<&str>) -> Zone {

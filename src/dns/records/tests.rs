@@ -1,6 +1,6 @@
 use super::*;
-use crate::dns::resolver::FakeDns;
 use crate::metrics::Metrics;
+use crate::resolver::FakeDns;
 
 fn good() -> FakeDns {
     FakeDns::new()

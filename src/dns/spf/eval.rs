@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::record::{Mechanism, Qualifier, SpfRecord, has_macro, is_spf, parse};
 use super::report::{Problem, Reason, SpfReport, SpfResult};
-use crate::dns::resolver::{Lookup, LookupError, RType};
+use crate::resolver::{Lookup, LookupError, RType};
 use crate::schedule::BoxFuture;
 
 /// The RFC 7208 limits.
@@ -135,11 +135,7 @@ impl Eval<'_> {
     }
 
     /// A lookup made by a mechanism; voids are counted, other errors are temperrors.
-    async fn query(
-        &mut self,
-        name: &str,
-        t: RType,
-    ) -> Result<Vec<crate::dns::resolver::Rr>, SpfResult> {
+    async fn query(&mut self, name: &str, t: RType) -> Result<Vec<crate::resolver::Rr>, SpfResult> {
         match self.dns.lookup(name, t).await {
             Ok(a) => Ok(a.records),
             Err(e) if e.is_void() => Ok(Vec::new()),
@@ -161,8 +157,8 @@ impl Eval<'_> {
         for t in types {
             for r in self.query(host, *t).await? {
                 match r {
-                    crate::dns::resolver::Rr::A(a) => out.push(IpAddr::V4(a)),
-                    crate::dns::resolver::Rr::Aaaa(a) => out.push(IpAddr::V6(a)),
+                    crate::resolver::Rr::A(a) => out.push(IpAddr::V4(a)),
+                    crate::resolver::Rr::Aaaa(a) => out.push(IpAddr::V6(a)),
                     _ => {}
                 }
             }
@@ -340,7 +336,7 @@ impl Eval<'_> {
                     .await?
                     .into_iter()
                     .filter_map(|r| match r {
-                        crate::dns::resolver::Rr::Mx { exchange, .. } => Some(exchange),
+                        crate::resolver::Rr::Mx { exchange, .. } => Some(exchange),
                         _ => None,
                     })
                     .collect();
@@ -391,7 +387,7 @@ impl Eval<'_> {
                     .unwrap_or_default()
                     .into_iter()
                     .filter_map(|r| match r {
-                        crate::dns::resolver::Rr::Ptr(n) => Some(n),
+                        crate::resolver::Rr::Ptr(n) => Some(n),
                         _ => None,
                     })
                     .take(MAX_MX_HOSTS)

@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::dns::resolver::{FakeDns, LookupError, RType};
+use crate::resolver::{FakeDns, LookupError, RType};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

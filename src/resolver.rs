@@ -165,6 +165,30 @@ impl LookupError {
     }
 }
 
+/// `192.0.2.1` → `1.2.0.192.<zone>`; IPv6 as 32 reversed nibbles (RFC 5782 section 2.4).
+pub fn reverse_name(ip: IpAddr, zone: &str) -> String {
+    let mut out = String::with_capacity(72 + zone.len());
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            for b in o.iter().rev() {
+                out.push_str(&b.to_string());
+                out.push('.');
+            }
+        }
+        IpAddr::V6(v6) => {
+            for b in v6.octets().iter().rev() {
+                for nibble in [b & 0x0f, b >> 4] {
+                    out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+                    out.push('.');
+                }
+            }
+        }
+    }
+    out.push_str(zone);
+    out
+}
+
 /// Anything that answers DNS questions: the real [`Resolver`], or a fake in tests.
 /// The TXT records at `name` that `keep` accepts (each record's strings joined); none when the
 /// name or the record type doesn't exist (a void lookup).
