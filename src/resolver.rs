@@ -14,10 +14,12 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
+use hickory_resolver::net::client::{Client, ClientHandle};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::udp::UdpClientStream;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::rr::{DNSClass, Name, RData, RecordType};
 
 use crate::config::DnsConfig;
 use crate::schedule::BoxFuture;
@@ -228,6 +230,8 @@ pub struct Resolver {
     inner: TokioResolver,
     /// Bound on one lookup including retries (hickory's own timeout is per attempt).
     overall: Duration,
+    /// Per query and nameserver (`dns.timeout`).
+    timeout: Duration,
     nameservers: Vec<SocketAddr>,
 }
 
@@ -286,6 +290,7 @@ impl Resolver {
         Ok(Resolver {
             inner,
             overall,
+            timeout: cfg.timeout.get(),
             nameservers,
         })
     }
@@ -297,51 +302,127 @@ impl Resolver {
 
     async fn query(&self, name: &str, rtype: RType) -> Result<Answer, LookupError> {
         let fqdn = to_fqdn(name)?;
+        if loopback_reverse(&fqdn) {
+            return tokio::time::timeout(self.overall, self.query_direct(name, fqdn, rtype))
+                .await
+                .map_err(|_| LookupError::Timeout {
+                    name: name.to_string(),
+                })?;
+        }
         let result = tokio::time::timeout(self.overall, self.inner.lookup(fqdn, rtype.hickory()))
             .await
             .map_err(|_| LookupError::Timeout {
                 name: name.to_string(),
             })?;
         match result {
-            Ok(lookup) => {
-                let mut records = Vec::new();
-                let mut cnames = Vec::new();
-                let mut ttl = u32::MAX;
-                for r in lookup.answers() {
-                    ttl = ttl.min(r.ttl);
-                    match &r.data {
-                        RData::A(a) if rtype == RType::A => records.push(Rr::A(a.0)),
-                        RData::AAAA(a) if rtype == RType::Aaaa => records.push(Rr::Aaaa(a.0)),
-                        RData::TXT(t) if rtype == RType::Txt => {
-                            records.push(Rr::Txt(t.txt_data.iter().map(|s| s.to_vec()).collect()))
-                        }
-                        RData::MX(mx) if rtype == RType::Mx => records.push(Rr::Mx {
-                            preference: mx.preference,
-                            exchange: name_str(&mx.exchange),
-                        }),
-                        RData::PTR(p) if rtype == RType::Ptr => {
-                            records.push(Rr::Ptr(name_str(&p.0)))
-                        }
-                        RData::CNAME(c) => cnames.push(name_str(&c.0)),
-                        _ => {}
-                    }
-                }
-                if records.is_empty() {
-                    return Err(LookupError::NoData {
-                        name: name.to_string(),
-                        rtype: rtype.as_str(),
-                        negative_ttl: None,
-                    });
-                }
-                Ok(Answer {
-                    records,
-                    cnames,
-                    ttl: if ttl == u32::MAX { 0 } else { ttl },
-                })
-            }
+            Ok(lookup) => answer(name, rtype, lookup.answers()),
             Err(e) => Err(classify(name, rtype, e)),
         }
     }
+
+    /// Asks the nameservers in turn over UDP, bypassing hickory's resolver, which answers the
+    /// loopback reverse zones itself (RFC 6761: `localhost` for every 127.0.0.0/8 address).
+    /// The configured nameserver is the authority the operator chose; the local test stack
+    /// publishes reverse data for 127.0.0.x there.
+    async fn query_direct(
+        &self,
+        name: &str,
+        fqdn: Name,
+        rtype: RType,
+    ) -> Result<Answer, LookupError> {
+        let mut last = LookupError::Timeout {
+            name: name.to_string(),
+        };
+        for ns in &self.nameservers {
+            let stream = UdpClientStream::builder(*ns, TokioRuntimeProvider::default())
+                .with_timeout(Some(self.timeout))
+                .build();
+            let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
+            let bg = tokio::spawn(bg);
+            let response = client
+                .query(fqdn.clone(), DNSClass::IN, rtype.hickory())
+                .await;
+            bg.abort();
+            match response {
+                Ok(m) => match m.metadata.response_code {
+                    ResponseCode::NoError => return answer(name, rtype, &m.answers),
+                    ResponseCode::NXDomain => {
+                        return Err(LookupError::NxDomain {
+                            name: name.to_string(),
+                            negative_ttl: None,
+                        });
+                    }
+                    ResponseCode::ServFail => {
+                        last = LookupError::ServFail {
+                            name: name.to_string(),
+                        }
+                    }
+                    ResponseCode::Refused => {
+                        last = LookupError::Refused {
+                            name: name.to_string(),
+                        }
+                    }
+                    other => {
+                        last = LookupError::Other {
+                            name: name.to_string(),
+                            detail: other.to_string(),
+                        }
+                    }
+                },
+                Err(e) => last = classify(name, rtype, e),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Whether hickory's resolver would answer `name` itself: the reverse zones of 127.0.0.0/8
+/// and ::1.
+fn loopback_reverse(name: &Name) -> bool {
+    let n = name.to_ascii().to_ascii_lowercase();
+    n.ends_with(".127.in-addr.arpa.")
+        || n == "127.in-addr.arpa."
+        || n.starts_with("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa")
+}
+
+/// The records of the asked type in an answer section; NODATA when there are none.
+fn answer(
+    name: &str,
+    rtype: RType,
+    answers: &[hickory_resolver::proto::rr::Record],
+) -> Result<Answer, LookupError> {
+    let mut records = Vec::new();
+    let mut cnames = Vec::new();
+    let mut ttl = u32::MAX;
+    for r in answers {
+        ttl = ttl.min(r.ttl);
+        match &r.data {
+            RData::A(a) if rtype == RType::A => records.push(Rr::A(a.0)),
+            RData::AAAA(a) if rtype == RType::Aaaa => records.push(Rr::Aaaa(a.0)),
+            RData::TXT(t) if rtype == RType::Txt => {
+                records.push(Rr::Txt(t.txt_data.iter().map(|s| s.to_vec()).collect()))
+            }
+            RData::MX(mx) if rtype == RType::Mx => records.push(Rr::Mx {
+                preference: mx.preference,
+                exchange: name_str(&mx.exchange),
+            }),
+            RData::PTR(p) if rtype == RType::Ptr => records.push(Rr::Ptr(name_str(&p.0))),
+            RData::CNAME(c) => cnames.push(name_str(&c.0)),
+            _ => {}
+        }
+    }
+    if records.is_empty() {
+        return Err(LookupError::NoData {
+            name: name.to_string(),
+            rtype: rtype.as_str(),
+            negative_ttl: None,
+        });
+    }
+    Ok(Answer {
+        records,
+        cnames,
+        ttl: if ttl == u32::MAX { 0 } else { ttl },
+    })
 }
 
 impl Lookup for Resolver {

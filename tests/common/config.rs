@@ -112,6 +112,11 @@ impl Canary {
         self.0.str("deadline", d);
         self
     }
+    /// `route_requirements`: the sender requirements per route too.
+    pub fn route_requirements(mut self, on: bool) -> Self {
+        self.0.set("route_requirements", on.to_string());
+        self
+    }
     pub fn smtp_timeout(mut self, d: &str) -> Self {
         self.0.str("smtp_timeout", d);
         self

@@ -46,6 +46,14 @@ const TLS_PROTOCOLS: [&str; 6] = [
 ];
 
 impl Hop {
+    /// Whether the client authenticated (RFC 3848 `ESMTPA`, `ESMTPSA`, ...): a submission.
+    pub fn authenticated(&self) -> bool {
+        self.with.as_deref().is_some_and(|w| {
+            let w = w.to_ascii_uppercase();
+            w.ends_with("SMTPA") || w.ends_with("SMTPSA") || w == "LMTPA" || w == "LMTPSA"
+        })
+    }
+
     /// Whether the hop was encrypted: a `with` protocol of RFC 3848 that says so, or a TLS
     /// version in its comments (Microsoft writes `with Microsoft SMTP Server (version=TLS1_3`).
     pub fn encrypted(&self) -> bool {
@@ -211,7 +219,9 @@ fn receiver_run<'h>(hops: &'h [Hop], authserv_host: Option<&str>) -> Option<&'h 
 
 /// The hop where the message entered the receiver: the hop from the address the receiver
 /// checked SPF for (`client_ip`, from `Received-SPF`), else the lowest hop with an address
-/// in the receiver's run (as [`sending_ip`], private addresses included). Its protocol says
+/// in the receiver's run (as [`sending_ip`], private addresses included) that is not an
+/// authenticated submission (`ESMTPSA`: the sender's own submission server, when it shares
+/// the receiver's name). Its protocol says
 /// whether the provider delivered over TLS; its address is the one receivers look up in
 /// reverse DNS.
 pub fn receiving_hop<'h>(
@@ -227,7 +237,7 @@ pub fn receiving_hop<'h>(
     receiver_run(hops, authserv_host)?
         .iter()
         .rev()
-        .find(|h| h.ip.is_some())
+        .find(|h| h.ip.is_some() && !h.authenticated())
 }
 
 fn receiver_domain(host: &str) -> String {
@@ -583,10 +593,14 @@ mod tests {
         assert_eq!(sending_ip(&[], None), None);
         // The hop where mail entered: the SPF client's, else the lowest of the receiver's run,
         // private addresses included (the local stack's).
+        let submission = Hop {
+            with: Some("ESMTPSA".into()),
+            ..hop("localhost", Some("127.0.0.1"), "mx.seed.test")
+        };
         let stack = [
             hop("mx.seed.test", None, "imap.seed.test"),
             hop("submit.seed.test", Some("127.0.0.2"), "mx.seed.test"),
-            hop("localhost", Some("127.0.0.1"), "smtp.dx.test"),
+            submission,
         ];
         assert_eq!(
             receiving_hop(&stack, Some("mx.seed.test"), None).and_then(|h| h.ip),
