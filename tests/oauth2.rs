@@ -77,6 +77,9 @@ fn xoauth2_with_refreshed_tokens_for_smtp_and_imap() {
         r#"[exporter]
 state_dir = "{state}"
 
+[dns]
+nameservers = ["127.0.0.1:{dns}"]
+
 [canary]
 deadline = "30s"
 
@@ -113,6 +116,7 @@ ca_file = "{ca}"
 "#,
         state = dir.path().join("state").display(),
         submit = st.port("DX_SMTP_SUBMIT_PORT"),
+        dns = st.port("DX_DNS_PORT"),
         imaps = st.port("DX_IMAPS_PORT"),
         good = oauth("rt-sender1@dx.test"),
         bad = oauth("revoked-refresh-token-xyz"),

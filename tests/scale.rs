@@ -54,9 +54,11 @@ fn config(st: &Stack, dir: &TempDir) -> PathBuf {
     let imaps = st.port("DX_IMAPS_PORT");
     let mut text = format!(
         "[exporter]\nstate_dir = \"{}\"\ninstance = \"scale-test\"\n\n\
+         [dns]\nnameservers = [\"127.0.0.1:{}\"]\n\n\
          [canary]\ninterval = \"{INTERVAL}\"\njitter = {JITTER}\ndeadline = \"{DEADLINE}\"\n\
          cleanup = \"move\"\nmove_to = \"Archive\"\nsmtp_timeout = \"60s\"\n\n",
-        dir.path().join("state").display()
+        dir.path().join("state").display(),
+        st.port("DX_DNS_PORT")
     );
     for k in 1..=PROVIDERS {
         text += &format!(

@@ -558,7 +558,7 @@ pub fn demo_config(st: &Stack, dir: &TempDir) -> std::path::PathBuf {
     // Every family shows in the scenario, the per-route delivery histogram too.
     let text = text.replacen(
         "[canary]\ninterval = \"10s\"\n",
-        "[canary]\ninterval = \"10s\"\nroute_histograms = true\n",
+        "[canary]\ninterval = \"10s\"\nroute_histograms = true\nroute_requirements = true\n",
         1,
     );
     assert!(text.contains("route_histograms = true"), "{text}");
