@@ -76,6 +76,8 @@ pub struct Provider {
     pub oauth2: Option<OAuth2Config>,
     pub from: String,
     pub from_domain: String,
+    /// The envelope sender template, with `{token}` (VERP); `None`: `from`.
+    pub bounce_address: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub min_gap: Duration,

@@ -47,6 +47,7 @@ fn a_flood_of_distinct_reporters_domains_and_sources_stays_under_the_label_cap()
         domains: &domains,
         sources: &sources,
         board: None,
+        bounces: None,
     };
     let limits = Limits {
         max_bytes: 1 << 20,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::canary::requirements::Judge;
 use crate::canary::send::{self, FailureClass, SendRequest};
-use crate::canary::tracker::{InFlight, Sighting, Tracker};
+use crate::canary::tracker::{Bounced, InFlight, Sighting, Tracker};
 use crate::canary::watch::{Found, Readiness, Role, Sightings, Verdict, Watcher};
 use crate::canary::{message, status::RouteBoard};
 use crate::config::{Config, Provider, Secret, Seed};
@@ -25,7 +25,7 @@ use crate::oauth2::{OAuthError, TokenSource};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
 mod arrivals;
-use arrivals::{Arrivals, deadlines, loss_grace};
+use arrivals::{Arrivals, bounces, deadlines, loss_grace};
 
 /// When a failed send is tried again: after each of these, while within 90 % of the interval.
 pub const RETRY_BACKOFF: [Duration; 3] = [
@@ -229,6 +229,7 @@ impl CanaryCheck {
             stage_timeout: cfg.smtp_timeout.get(),
             helo_name: &helo,
             access_token,
+            token: &token,
         })
         .await;
 
@@ -508,6 +509,17 @@ impl Check for CanaryCheck {
             self.board.clone(),
             self.ready.clone(),
             loss_grace(&cfg.canary),
+        )));
+        // Bounces come from the report sources (on shard 0, which reads them).
+        ctx.metrics.canary.init_bounces(
+            &crate::observed::BounceClass::NAMES,
+            &crate::observed::BounceReason::NAMES,
+        );
+        tasks.push(Box::pin(bounces(
+            ctx.clone(),
+            self.tracker.clone(),
+            self.board.clone(),
+            routes.clone(),
         )));
         for p in &cfg.providers {
             if p.insecure_skip_verify {

@@ -10,7 +10,7 @@ use crate::landing::{StatusSection, esc};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteStatus {
     pub last_send: Option<f64>,
-    /// `delivered`, `failed`, `lost`, or `sent` (awaiting delivery).
+    /// `delivered`, `failed`, `bounced`, `lost`, or `sent` (awaiting delivery).
     pub state: &'static str,
     pub placement: Option<&'static str>,
     pub latency: Option<f64>,
@@ -71,6 +71,15 @@ impl RouteBoard {
             r.state = "delivered";
             r.placement = Some(placement);
             r.latency = Some(latency);
+            r.at = Some(at);
+        });
+    }
+
+    /// A bounce ended the route's canary; `why` is its status, reason and diagnostic.
+    pub fn bounced(&self, p: &str, s: &str, at: f64, why: &str) {
+        self.with(p, s, |r| {
+            r.state = "bounced";
+            r.last_error = Some(why.to_string());
             r.at = Some(at);
         });
     }

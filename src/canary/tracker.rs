@@ -64,6 +64,19 @@ pub enum Sighting {
     Unknown,
 }
 
+/// What a bounce for a token means; see [`Tracker::bounced`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bounced {
+    /// A canary in flight: it ends as bounced.
+    Ended(InFlight),
+    /// Already counted lost (the bounce came after its deadline).
+    AfterLoss { provider: String, seed: String },
+    /// Delivered or bounced before.
+    Done,
+    /// Not one of ours.
+    Unknown,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Tokens whose send is under way (not persisted: a canary whose send did not finish
@@ -234,6 +247,37 @@ impl Tracker {
             return Sighting::Sending;
         }
         Sighting::Unknown
+    }
+
+    /// Records a bounce for `token` at unix time `at`: a canary in flight ends here (it is not
+    /// lost at its deadline); one already counted lost is reported as such; one delivered or
+    /// bounced before is [`Bounced::Done`]; a token not ours is [`Bounced::Unknown`].
+    pub fn bounced(&self, token: &str, at: f64) -> Bounced {
+        let mut i = self.lock();
+        if let Some(f) = i.remove(token) {
+            let gone = Gone {
+                provider: f.provider.clone(),
+                seed: f.seed.clone(),
+                at,
+            };
+            i.done.insert(token.to_string(), gone);
+            i.dirty = true;
+            drop(i);
+            self.changed.notify_waiters();
+            return Bounced::Ended(f);
+        }
+        if let Some(g) = i.lost.remove(token) {
+            i.done.insert(token.to_string(), Gone { at, ..g.clone() });
+            i.dirty = true;
+            return Bounced::AfterLoss {
+                provider: g.provider,
+                seed: g.seed,
+            };
+        }
+        if i.done.contains_key(token) {
+            return Bounced::Done;
+        }
+        Bounced::Unknown
     }
 
     /// Whether a token is one of ours (in flight, lost or done): its message may be removed.

@@ -225,6 +225,20 @@ fn providers(problems: &mut Problems, file: &Path, specs: Vec<ProviderSpec>) -> 
         }
         let ca_file = existing_file(problems, at("ca_file"), file, p.ca_file.as_deref());
         validate::headers(problems, i, &p.headers);
+        if let Some(b) = &p.bounce_address {
+            let filled = b.replace("{token}", "dx-abcdefghijklmnopqrst");
+            if !b.contains("{token}") {
+                problems.add(
+                    at("bounce_address"),
+                    "must contain {token}, so that a bounce names its canary (bounces+{token}@example.com)",
+                );
+            } else if filled.parse::<lettre::Address>().is_err() {
+                problems.add(
+                    at("bounce_address"),
+                    format!("{b:?} is not an address once {{token}} is filled in"),
+                );
+            }
+        }
         if let Some(h) = &p.helo_name
             && let Err(e) = check_host(h)
         {
@@ -244,6 +258,7 @@ fn providers(problems: &mut Problems, file: &Path, specs: Vec<ProviderSpec>) -> 
             oauth2: oauth2(file, p.oauth2),
             from: p.from,
             from_domain,
+            bounce_address: p.bounce_address,
             ca_file,
             insecure_skip_verify: p.insecure_skip_verify,
             min_gap: p.min_gap.map(Dur::get).unwrap_or(Duration::ZERO),

@@ -219,6 +219,9 @@ pub struct ProviderSpec {
     pub oauth2: Option<OAuth2Config>,
     /// Envelope sender and From address of the canaries.
     pub from: String,
+    /// The envelope sender (return path) of the canaries, with `{token}` (VERP), so that a
+    /// bounce names the canary it is for: `bounces+{token}@example.com`. Unset: `from`.
+    pub bounce_address: Option<String>,
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub insecure_skip_verify: bool,

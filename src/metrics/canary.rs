@@ -36,6 +36,8 @@ pub struct CanaryMetrics {
     pub imap_up: Arc<IntGaugeVec>,
     pub imap_reconnects: Arc<IntCounterVec>,
     pub verify_interval: Arc<GaugeVec>,
+    pub bounced: Arc<IntCounterVec>,
+    pub bounces_unattributed: Arc<IntCounterVec>,
     pub requirement_met: Arc<IntGaugeVec>,
     /// Per route; set only with `canary.route_requirements = true`.
     pub route_requirement_met: Arc<IntGaugeVec>,
@@ -208,6 +210,16 @@ impl CanaryMetrics {
                 "How often the seed's watchers search for canaries in flight whatever the server announces (canary.verify_interval; poll_interval if shorter on a server without IDLE): the bound on detection latency, in seconds.",
                 &["seed"],
             ),
+            bounced: f.counter(
+                "deliverability_canary_bounced_total",
+                "Canaries that bounced after the provider accepted them: a delivery status notification (RFC 3464) for the canary arrived in a report source, by class (permanent, transient) and reason (policy, blocklist, authentication, reputation, rate_limit, mailbox_full, unknown_user, other). The canary ends there and is not counted lost (one already counted lost is counted here too).",
+                &["provider", "seed", "class", "reason"],
+            ),
+            bounces_unattributed: f.counter(
+                "deliverability_bounces_unattributed_total",
+                "Bounces read from the report sources that name no canary of this exporter (another sender's, or older than its memory), by class and reason. Never attributed to a route.",
+                &["class", "reason"],
+            ),
             requirement_met: f.int_gauge(
                 "deliverability_sender_requirement_met",
                 "Whether the provider's mail meets a bulk-sender requirement of the mailbox providers (spf, dkim, spf_and_dkim, dmarc_policy, dmarc_alignment, dns_records, encryption, message_formatting, one_click_unsubscribe), judged on the last delivered canary of each of its routes: 1 when every one that could be judged met it, 0 when one did not. Absent until a canary was judged; one_click_unsubscribe only for providers whose canaries carry List-Unsubscribe.",
@@ -259,6 +271,15 @@ impl CanaryMetrics {
         for method in ["spf", "dkim", "dmarc"] {
             self.auth_results
                 .with_label_values(&[provider, seed, method, "pass"]);
+        }
+    }
+
+    /// Creates the unattributed-bounce series of every class × reason.
+    pub fn init_bounces(&self, classes: &[&str], reasons: &[&str]) {
+        for c in classes {
+            for r in reasons {
+                self.bounces_unattributed.with_label_values(&[c, r]);
+            }
         }
     }
 

@@ -101,6 +101,7 @@ impl ReportsCheck {
                     domains: &domains,
                     sources: &sources,
                     board: self.board.as_deref().map(|b| (b, ctx.clock.unix())),
+                    bounces: Some(&ctx.observed),
                 },
                 limits: self.limits,
                 now: ctx.clock.unix() as u64,
@@ -144,6 +145,7 @@ impl ReportsCheck {
                 domains: &domains,
                 sources: &sources,
                 board: self.board.as_deref().map(|b| (b, ctx.clock.unix())),
+                bounces: Some(&ctx.observed),
             });
         };
         for s in &self.imap_sources {

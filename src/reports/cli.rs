@@ -51,6 +51,25 @@ struct TlsLine<'a> {
 }
 
 #[derive(Serialize)]
+struct DsnLine<'a> {
+    file: &'a str,
+    kind: &'static str,
+    reporting_mta: &'a str,
+    envid: Option<&'a str>,
+    tokens: &'a [String],
+    recipients: Vec<DsnRecipientLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct DsnRecipientLine<'a> {
+    action: &'a str,
+    status: &'a str,
+    class: &'static str,
+    reason: &'static str,
+    diagnostic: &'a str,
+}
+
+#[derive(Serialize)]
 struct ErrorLine<'a> {
     file: &'a str,
     error: &'a str,
@@ -135,6 +154,24 @@ pub fn json_line(file: &str, report: &Report) -> String {
             records: r.records,
             messages: r.messages,
         }),
+        Report::Bounce(d) => to_json(&DsnLine {
+            file,
+            kind: report.kind(),
+            reporting_mta: &d.reporting_mta,
+            envid: d.envid.as_deref(),
+            tokens: &d.tokens,
+            recipients: d
+                .recipients
+                .iter()
+                .map(|r| DsnRecipientLine {
+                    action: &r.action,
+                    status: &r.status,
+                    class: r.class.as_str(),
+                    reason: r.reason.as_str(),
+                    diagnostic: &r.diagnostic,
+                })
+                .collect(),
+        }),
         Report::Tls(r) => to_json(&TlsLine {
             file,
             kind: report.kind(),
@@ -168,6 +205,20 @@ fn table_row(file: &str, report: &Report) -> [String; 8] {
             date(r.end),
             r.report_id.clone(),
             format!("{} records, {} messages", r.records, r.messages),
+        ],
+        Report::Bounce(d) => [
+            file.to_string(),
+            report.kind().into(),
+            d.reporting_mta.clone(),
+            String::new(),
+            d.arrival.map(|t| date(t.max(0) as u64)).unwrap_or_default(),
+            String::new(),
+            d.envid.clone().unwrap_or_default(),
+            d.recipients
+                .iter()
+                .map(|r| format!("{} {} ({})", r.action, r.status, r.reason.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
         ],
         Report::Tls(r) => [
             file.to_string(),

@@ -4,10 +4,12 @@
 //! Counting never decides *whether* a report is new: the ledger does that before anything is
 //! counted. This only knows how a new report maps onto the families.
 
+use super::dsn::Dsn;
 use super::error::ReadError;
 use super::model::{AggregateReport, Policy, Report, TlsReport};
 use super::names::{Domains, SourceNames};
 use crate::metrics::reports::{Family, ReportMetrics};
+use crate::observed::{BounceEvent, Observed};
 
 /// What counting needs besides the report.
 pub struct Counting<'a> {
@@ -16,6 +18,8 @@ pub struct Counting<'a> {
     pub sources: &'a SourceNames,
     /// Where the landing page's recent reports are kept, with the time of reading.
     pub board: Option<(&'a crate::status::ReportBoard, f64)>,
+    /// Where bounces go for the canaries to tie to their canary (none in `parse-report`).
+    pub bounces: Option<&'a Observed>,
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -29,6 +33,7 @@ impl Counting<'_> {
         let counted = match report {
             Report::Dmarc(r) => self.count_dmarc(r),
             Report::Tls(r) => self.count_tls(r),
+            Report::Bounce(d) => self.count_bounce(d),
         };
         if counted && let Some((board, at)) = self.board {
             board.push(match report {
@@ -39,6 +44,14 @@ impl Counting<'_> {
                     domain: r.policy.domain.clone(),
                     id: r.report_id.clone(),
                     messages: r.messages,
+                },
+                Report::Bounce(d) => crate::status::ReportLine {
+                    at,
+                    kind: "dsn",
+                    reporter: d.reporting_mta.clone(),
+                    domain: String::new(),
+                    id: d.envid.clone().unwrap_or_default(),
+                    messages: d.failed().count() as u64,
                 },
                 Report::Tls(r) => crate::status::ReportLine {
                     at,
@@ -95,6 +108,26 @@ impl Counting<'_> {
                         .set(i64::from(*p == r.policy.p));
                 }
             }
+        }
+        true
+    }
+
+    /// A bounce: each failed recipient is handed to the canaries (through
+    /// [`crate::observed::Observed`]), which tie it to the canary that caused it or count it
+    /// as unattributed.
+    fn count_bounce(&self, d: &Dsn) -> bool {
+        let Some(observed) = self.bounces else {
+            return true;
+        };
+        for r in d.failed() {
+            observed.push_bounce(BounceEvent {
+                tokens: d.tokens.clone(),
+                status: r.status.clone(),
+                class: r.class,
+                reason: r.reason,
+                reporting_mta: d.reporting_mta.clone(),
+                diagnostic: r.diagnostic.clone(),
+            });
         }
         true
     }

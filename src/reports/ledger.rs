@@ -63,6 +63,17 @@ pub struct Ledger {
 /// id are identified by their date range instead.
 pub fn report_key(report: &Report) -> String {
     let (kind, reporter, id, domain, begin, end) = match report {
+        // A DSN: its reporting MTA and its own Message-ID (else the envelope id and arrival).
+        Report::Bounce(d) => {
+            let id = d.message_id.clone().unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    d.envid.as_deref().unwrap_or(""),
+                    d.arrival.unwrap_or(0)
+                )
+            });
+            return format!("dsn|{}|{}", d.reporting_mta, id.trim());
+        }
         Report::Dmarc(r) => (
             "dmarc",
             &r.org_name,

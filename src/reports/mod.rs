@@ -20,6 +20,7 @@ pub mod count;
 mod decode;
 pub mod dir;
 pub mod dmarc;
+pub mod dsn;
 pub mod error;
 pub mod imap_source;
 pub mod ledger;

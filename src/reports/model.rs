@@ -14,6 +14,8 @@ use std::net::IpAddr;
 pub enum Report {
     Dmarc(AggregateReport),
     Tls(TlsReport),
+    /// A delivery status notification (a bounce), see [`super::dsn`].
+    Bounce(super::dsn::Dsn),
 }
 
 impl Report {
@@ -22,6 +24,7 @@ impl Report {
         match self {
             Report::Dmarc(_) => "dmarc-aggregate",
             Report::Tls(_) => "tls-rpt",
+            Report::Bounce(_) => "dsn",
         }
     }
 }

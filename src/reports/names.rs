@@ -156,6 +156,7 @@ impl Report {
         match self {
             Report::Dmarc(r) => r.reporter(),
             Report::Tls(r) => r.reporter(),
+            Report::Bounce(d) => d.reporting_mta.clone(),
         }
     }
 
@@ -164,6 +165,7 @@ impl Report {
         match self {
             Report::Dmarc(r) => &r.org_name,
             Report::Tls(r) => &r.organization_name,
+            Report::Bounce(d) => &d.reporting_mta,
         }
     }
 }

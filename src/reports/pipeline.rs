@@ -183,6 +183,7 @@ mod tests {
                 domains: &self.domains,
                 sources: &self.sources,
                 board: None,
+                bounces: None,
             }
         }
     }

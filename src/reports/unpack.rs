@@ -471,6 +471,15 @@ impl Unpacker<'_> {
 
     fn read_mail(&mut self, part: &str, bytes: &[u8], depth: usize) -> Result<(), ReadError> {
         let mail = mailparse::parse_mail(bytes).map_err(|e| ReadError::Mail(e.to_string()))?;
+        if super::dsn::is_dsn(&mail) {
+            let dsn = super::dsn::parse(&mail).ok_or_else(|| {
+                ReadError::Mail(
+                    "a delivery status notification without its delivery-status part".into(),
+                )
+            })?;
+            self.found(part, Report::Bounce(dsn));
+            return Ok(());
+        }
         let mut leaves = Vec::new();
         collect_leaves(&mail, &mut leaves, 0);
         let single = leaves.len() == 1;

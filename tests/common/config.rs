@@ -207,6 +207,11 @@ impl Provider {
         self.extra.str("min_gap", d);
         self
     }
+    /// The envelope sender with `{token}` (VERP).
+    pub fn bounce_address(mut self, template: &str) -> Self {
+        self.extra.str("bounce_address", template);
+        self
+    }
     /// An extra header on every canary sent through this provider.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -406,6 +411,22 @@ impl Reports {
     }
     pub fn interval(mut self, d: &str) -> Self {
         self.keys.str("interval", d);
+        self
+    }
+    /// A source reading the stack's `reports@seed.test` mailbox over IMAPS, moving what it read
+    /// to `Processed`.
+    pub fn stack_mailbox_source(mut self, name: &str, st: &Stack) -> Self {
+        let mut k = Keys::default();
+        k.str("name", name);
+        k.str("kind", "imap");
+        k.str("host", "127.0.0.1");
+        k.set("port", st.port("DX_IMAPS_PORT").to_string());
+        k.str("tls", "implicit");
+        k.str("username", st.get("DX_REPORTS_USER"));
+        k.str("password", st.get("DX_REPORTS_PASSWORD"));
+        k.str("ca_file", st.get("DX_CA_FILE"));
+        k.str("processed_folder", "Processed");
+        self.sources.push(k);
         self
     }
     /// A source reading the report files put into `path`.

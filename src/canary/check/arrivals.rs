@@ -191,3 +191,74 @@ impl Sightings for Arrivals {
         self.tracker.signal(seed)
     }
 }
+
+/// Ties the bounces the reports check read to their canaries: a canary in flight ends as
+/// bounced at once (not lost at its deadline); a bounce for no canary of ours is counted as
+/// unattributed, never given to a route.
+pub(super) async fn bounces(
+    ctx: Context,
+    tracker: Arc<Tracker>,
+    board: Arc<RouteBoard>,
+    routes: HashSet<(String, String)>,
+) {
+    loop {
+        for b in ctx.observed.take_bounces() {
+            bounce(&ctx, &tracker, &board, &routes, &b);
+        }
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = ctx.observed.bounce_signal().notified() => {}
+        }
+    }
+}
+
+fn bounce(
+    ctx: &Context,
+    tracker: &Tracker,
+    board: &RouteBoard,
+    routes: &HashSet<(String, String)>,
+    b: &crate::observed::BounceEvent,
+) {
+    let m = &ctx.metrics.canary;
+    let now = ctx.clock.unix();
+    let (class, reason) = (b.class.as_str(), b.reason.as_str());
+    let why = format!("bounced: {} {reason} ({})", b.status, b.diagnostic);
+    for token in &b.tokens {
+        let (provider, seed, ended) = match tracker.bounced(token, now) {
+            Bounced::Ended(f) => (f.provider, f.seed, true),
+            Bounced::AfterLoss { provider, seed } => (provider, seed, false),
+            Bounced::Done => return,
+            Bounced::Unknown => continue,
+        };
+        if !routes.contains(&(provider.clone(), seed.clone())) {
+            return;
+        }
+        m.bounced
+            .with_label_values(&[&provider, &seed, class, reason])
+            .inc();
+        m.in_flight
+            .with_label_values(&[&provider, &seed])
+            .set(tracker.in_flight_of(&provider, &seed));
+        if ended {
+            m.success.with_label_values(&[&provider, &seed]).set(0);
+            board.bounced(&provider, &seed, now, &why);
+        }
+        tracing::warn!(
+            provider = %provider,
+            seed = %seed,
+            token = %token,
+            status = %b.status,
+            class,
+            reason,
+            reporting_mta = %b.reporting_mta,
+            diagnostic = %b.diagnostic,
+            after_loss = !ended,
+            "canary bounced"
+        );
+        return;
+    }
+    m.bounces_unattributed
+        .with_label_values(&[class, reason])
+        .inc();
+    tracing::info!(status = %b.status, reason, reporting_mta = %b.reporting_mta, "a bounce for no canary of this exporter (not attributed)");
+}

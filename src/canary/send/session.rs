@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 use lettre::address::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{MailParameter, RcptParameter};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
@@ -53,6 +54,9 @@ pub struct SendRequest<'a> {
     pub helo_name: &'a str,
     /// An OAuth2 access token fetched for this send (XOAUTH2); otherwise the configured password.
     pub access_token: Option<Secret>,
+    /// The canary's token: the `{token}` of the provider's `bounce_address`, and the envelope
+    /// id (RFC 3461 `ENVID`) where the server offers DSN.
+    pub token: &'a str,
 }
 
 fn lettre_mechanism(m: AuthMechanism) -> Mechanism {
@@ -272,6 +276,9 @@ async fn session(
         });
     }
 
+    // Asked before AUTH: a second EHLO resets the session's state (RFC 5321 §4.1.4).
+    let dsn = p.bounce_address.is_some() && offers_dsn(conn, helo, limit).await;
+
     if let Some((user, password)) = &p.credentials {
         let secret = req.access_token.as_ref().unwrap_or(password);
         let offered: Vec<AuthMechanism> = p
@@ -306,13 +313,40 @@ async fn session(
         .await?;
     }
 
-    let from: Address = p.from.parse().map_err(|_| {
+    // With a bounce address the envelope sender names the canary (VERP), and where the server
+    // offers DSN the canary asks for a bounce with its headers (RET=HDRS), its token as the
+    // envelope id, and no delay warnings (NOTIFY=FAILURE).
+    let envelope = match &p.bounce_address {
+        Some(b) => b.replace("{token}", req.token),
+        None => p.from.clone(),
+    };
+    let from: Address = envelope.parse().map_err(|_| {
         fail(
             Stage::MailFrom,
             FailureClass::Protocol,
-            format!("from {:?} is not a valid address", p.from),
+            format!("envelope sender {envelope:?} is not a valid address"),
         )
     })?;
+    let (mail_params, rcpt_params) = if dsn {
+        (
+            vec![
+                MailParameter::Other {
+                    keyword: "RET".into(),
+                    value: Some("HDRS".into()),
+                },
+                MailParameter::Other {
+                    keyword: "ENVID".into(),
+                    value: Some(req.token.to_string()),
+                },
+            ],
+            vec![RcptParameter::Other {
+                keyword: "NOTIFY".into(),
+                value: Some("FAILURE".into()),
+            }],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let rcpt: Address = req.rcpt.parse().map_err(|_| {
         fail(
             Stage::RcptTo,
@@ -324,7 +358,7 @@ async fn session(
         out,
         Stage::MailFrom,
         limit,
-        conn.command(Mail::new(Some(from), vec![])),
+        conn.command(Mail::new(Some(from), mail_params)),
         |e| classify(Stage::MailFrom, &e),
     )
     .await?;
@@ -332,7 +366,7 @@ async fn session(
         out,
         Stage::RcptTo,
         limit,
-        conn.command(Rcpt::new(rcpt, vec![])),
+        conn.command(Rcpt::new(rcpt, rcpt_params)),
         |e| classify(Stage::RcptTo, &e),
     )
     .await?;
@@ -385,5 +419,18 @@ async fn session(
                 ))
             }
         }
+    }
+}
+
+/// Whether the server offers DSN (RFC 3461): asked with a second EHLO (lettre keeps only the
+/// extensions it knows). Any failure means no: the canary is then sent without DSN parameters.
+async fn offers_dsn(conn: &mut AsyncSmtpConnection, helo: &ClientId, limit: Duration) -> bool {
+    match timeout(limit, conn.command(Ehlo::new(helo.clone()))).await {
+        Ok(Ok(r)) => r.message().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("DSN"))
+        }),
+        _ => false,
     }
 }
