@@ -590,12 +590,36 @@ pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
         "{}",
         String::from_utf8_lossy(&mail.stderr)
     );
-    let e = Exporter::start(&demo_config(&st, &dir), &[]);
+    // Bounces too: every provider sends with a VERP return path into the reports mailbox, and
+    // a seed whose address the stack accepts and then refuses one hop later (relay_reject).
+    let cfg = demo_config(&st, &dir);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace(
+            "\nfrom = \"canary@",
+            "\nbounce_address = \"reports+{token}@seed.test\"\nfrom = \"canary@",
+        )
+        .replacen(
+            "[[seeds]]",
+            &format!(
+                "[[seeds]]\nname = \"refuses\"\naddress = \"relay550@seed.test\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nusername = \"seed3@seed.test\"\npassword = \"pw-seed3\"\nca_file = \"{}\"\n\n[[seeds]]",
+                st.port("DX_IMAPS_PORT"),
+                st.get("DX_CA_FILE")
+            ),
+            1,
+        );
+    assert!(
+        text.contains("bounce_address") && text.contains("relay550"),
+        "{text}"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let e = Exporter::start(&cfg, &[]);
     e.wait_for(
-        "canaries, DNS, blacklist and report results",
+        "canaries, bounces, DNS, blacklist and report results",
         Duration::from_secs(90),
         |s| {
             s.sum("deliverability_canary_delivered_total", &[]) >= 4.0
+                && s.sum("deliverability_canary_bounced_total", &[]) >= 1.0
                 && s.sum(
                     "deliverability_canary_send_failures_total",
                     &[("provider", "wrong-password")],
