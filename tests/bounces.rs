@@ -11,14 +11,16 @@
 //! its send, never lost; a canary to a working seed is delivered as usual; a bounce for a
 //! message that is not a canary of ours (sent to the same refusing address by a test client)
 //! is counted as unattributed and given to no route; after a restart nothing is counted again
-//! (the DSNs were moved to `Processed` and are in the ledger; the canaries are done in the
-//! tracker). Nothing leaves 127.0.0.1.
+//! (the DSNs were moved to `Reports/processed` and are in the ledger; the canaries are done in
+//! the tracker). Nothing leaves 127.0.0.1.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::config::{Canary, ConfigBuilder, Dns, Reports, Seed, imaps_seed1, signing_provider};
+use common::config::{
+    Canary, ConfigBuilder, Dns, Domain, Reports, Seed, imaps_seed1, signing_provider,
+};
 use common::{Exporter, Stack, TempDir, smtp_deliver};
 
 fn bounced(s: &common::Scrape, seed: &str, reason: &str) -> f64 {
@@ -157,5 +159,100 @@ fn a_real_bounce_ends_its_canary_with_its_reason() {
         assert_eq!(s.sum("deliverability_bounces_unattributed_total", &[]), 0.0);
         assert_eq!(s.sum("deliverability_canary_lost_total", &[]), 0.0);
     }
+    e.stop();
+}
+
+/// Complaints (ARF, RFC 5965) and a DMARC failure report (RFC 6591), written by `mail-auth`
+/// (tests/fixtures/feedback), mailed through the stack's Postfix into the reports mailbox and
+/// read over IMAP: counted once, by reporter, type, failed mechanism and source class, with no
+/// recipient or subject in the metrics or the log, and not again after a restart.
+#[test]
+fn complaints_and_failure_reports_are_counted_once_without_personal_data() {
+    let st = Stack::start("feedback", &[]);
+    let dir = TempDir::new("feedback");
+    let fixtures = common::repo().join("tests/fixtures/feedback");
+    let mut names: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3);
+    for p in &names {
+        smtp_deliver(
+            st.port("DX_SMTP_MX_PORT"),
+            "",
+            "reports@seed.test",
+            &std::fs::read(p).unwrap(),
+        );
+    }
+    let cfg = ConfigBuilder::new(&dir)
+        .dns(Dns::local(st.port("DX_DNS_PORT")))
+        .domain(Domain::new("dx.test"))
+        .reports(
+            Reports::new()
+                .interval("1s")
+                .stack_mailbox_source("fbl", &st),
+        )
+        .write();
+    let e = Exporter::start(&cfg, &[]);
+    let want = [
+        ("yahoo.com", "abuse"),
+        ("hotmail.com", "abuse"),
+        ("receiver.example", "auth-failure"),
+    ];
+    let s = e.wait_for("the three feedback reports", Duration::from_secs(30), |s| {
+        want.iter().all(|(r, t)| {
+            s.value(
+                "deliverability_feedback_reports_total",
+                &[("domain", "dx.test"), ("reporter", r), ("feedback_type", t)],
+            ) == Some(1.0)
+        })
+    });
+    assert_eq!(s.sum("deliverability_feedback_reports_total", &[]), 3.0);
+    assert_eq!(
+        s.value(
+            "deliverability_dmarc_failure_reports_total",
+            &[
+                ("domain", "dx.test"),
+                ("reporter", "receiver.example"),
+                ("auth_failure", "dmarc"),
+                ("source", "unknown")
+            ]
+        ),
+        Some(1.0)
+    );
+    let log = e.log_text();
+    for personal in [
+        "complainer@yahoo.com",
+        "someone@receiver.example",
+        "Your order",
+    ] {
+        assert!(!s.0.contains(personal), "{personal} in the metrics");
+        assert!(!log.contains(personal), "{personal} in the log:\n{log}");
+    }
+    e.stop();
+    // Again, after a restart, with the same reports mailed once more (a receiver re-sending):
+    // the ledger knows them.
+    for p in &names {
+        smtp_deliver(
+            st.port("DX_SMTP_MX_PORT"),
+            "",
+            "reports@seed.test",
+            &std::fs::read(p).unwrap(),
+        );
+    }
+    let e = Exporter::start(&cfg, &[]);
+    let s = e.wait_for("the re-sent reports read", Duration::from_secs(30), |_| {
+        e.log_text()
+            .matches("report already counted; not counted again")
+            .count()
+            >= 3
+    });
+    assert_eq!(s.sum("deliverability_feedback_reports_total", &[]), 0.0);
+    assert_eq!(
+        s.sum("deliverability_dmarc_failure_reports_total", &[]),
+        0.0
+    );
     e.stop();
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Mails a DMARC aggregate report (gzip'd XML) and a TLS-RPT report (gzip'd JSON) for dx.test
-into reports@seed.test through the stack's MX port, as receivers send them. Used by
+into reports@seed.test through the stack's MX port, as receivers send them, and the feedback
+reports of tests/fixtures/feedback (two complaints and a DMARC failure report, ARF). Used by
 scripts/demo. Usage: mail-demo-reports.py ENV_FILE"""
-import gzip, json, smtplib, sys, time
+import email.policy, gzip, json, os, smtplib, sys, time
 from email.message import EmailMessage
 
 env = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l and not l.startswith("#"))
@@ -41,25 +42,30 @@ def mail(subject, filename, ctype, data):
     m.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return m
 
-import os
 new_dir = os.path.join(env["DX_MAILDIR_ROOT"], "seed.test", "reports", "Maildir", "new")
 def waiting():
     return len(os.listdir(new_dir)) if os.path.isdir(new_dir) else 0
 before = waiting()
 messages = [
-    mail("Report Domain: dx.test Submitter: receiver.example", f"receiver.example!dx.test!{begin}!{end}.xml.gz",
-         "application/gzip", gzip.compress(xml.encode())),
-    mail("Report Domain: dx.test Submitter: receiver.example", f"receiver.example!dx.test!{begin}!{end}.json.gz",
-         "application/tlsrpt+gzip", gzip.compress(json.dumps(tls).encode())),
+    ("noreply-dmarc@receiver.example",
+     mail("Report Domain: dx.test Submitter: receiver.example", f"receiver.example!dx.test!{begin}!{end}.xml.gz",
+          "application/gzip", gzip.compress(xml.encode())).as_bytes(policy=email.policy.SMTP)),
+    ("noreply-dmarc@receiver.example",
+     mail("Report Domain: dx.test Submitter: receiver.example", f"receiver.example!dx.test!{begin}!{end}.json.gz",
+          "application/tlsrpt+gzip", gzip.compress(json.dumps(tls).encode())).as_bytes(policy=email.policy.SMTP)),
 ]
+fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "feedback")
+for name in sorted(os.listdir(fixtures)):
+    if name.endswith(".eml"):
+        messages.append(("", open(os.path.join(fixtures, name), "rb").read()))
 # A temporary refusal (451 while rspamd, the milter, is still busy on a loaded machine) is
 # retried as a real sending MTA would, for at most 60 s.
 retry_until = time.time() + 60
-for msg in messages:
+for sender, raw in messages:
     while True:
         try:
             with smtplib.SMTP("127.0.0.1", int(env["DX_SMTP_MX_PORT"]), timeout=20) as s:
-                s.send_message(msg)
+                s.sendmail(sender, ["reports@seed.test"], raw)
             break
         except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as e:
             codes = ([c for c, _ in e.recipients.values()]
@@ -68,10 +74,10 @@ for msg in messages:
                 time.sleep(0.5)
                 continue
             raise
-# Accepted is not delivered yet: wait until both are in the mailbox (milliseconds here).
+# Accepted is not delivered yet: wait until all are in the mailbox (milliseconds here).
 deadline = time.time() + 20
-while waiting() < before + 2:
+while waiting() < before + len(messages):
     if time.time() > deadline:
         sys.exit("the demo reports were not delivered to reports@seed.test within 20 s")
     time.sleep(0.05)
-print("mailed a DMARC aggregate and a TLS-RPT report for dx.test into reports@seed.test")
+print(f"mailed a DMARC aggregate, a TLS-RPT and {len(messages) - 2} feedback reports for dx.test into reports@seed.test")

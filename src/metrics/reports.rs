@@ -21,6 +21,8 @@ pub struct ReportMetrics {
     pub policy: IntGaugeVec,
     pub tls_sessions: IntCounterVec,
     pub tls_failures: IntCounterVec,
+    pub feedback: IntCounterVec,
+    pub failures: IntCounterVec,
     pub overflow: IntCounter,
     guard: Mutex<Guard>,
 }
@@ -39,6 +41,8 @@ pub enum Family {
     Policy,
     TlsSessions,
     TlsFailures,
+    Feedback,
+    Failures,
 }
 
 impl ReportMetrics {
@@ -100,6 +104,18 @@ impl ReportMetrics {
                 "deliverability_tlsrpt_failures_total",
                 "Failed SMTP sessions in TLS-RPT failure details by policy domain, reporting organization and RFC 8460 result type (starttls-not-supported, certificate-expired, validation-failure, sts-policy-fetch-error, ..., other).",
                 &["domain", "reporter", "type"],
+            ),
+            feedback: int_counter_vec(
+                r,
+                "deliverability_feedback_reports_total",
+                "Incidents in feedback reports (ARF, RFC 5965: feedback loops' complaints, and DMARC failure reports) by reported domain, reporter (its organizational domain) and feedback type (abuse, auth-failure, fraud, not-spam, virus, other). Counters only: no recipient, subject or message is kept.",
+                &["domain", "reporter", "feedback_type"],
+            ),
+            failures: int_counter_vec(
+                r,
+                "deliverability_dmarc_failure_reports_total",
+                "Incidents in DMARC failure reports (RFC 6591, ARF auth-failure) by reported domain, reporter, the mechanism that failed (dmarc, spf, dkim_signature, dkim_bodyhash, dkim_revoked, adsp, unspecified) and sending source (a [[reports.source_map]] name, a provider seen sending from the IP, or unknown; never the IP).",
+                &["domain", "reporter", "auth_failure", "source"],
             ),
             overflow,
             guard: Mutex::new(Guard {

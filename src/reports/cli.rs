@@ -70,6 +70,17 @@ struct DsnRecipientLine<'a> {
 }
 
 #[derive(Serialize)]
+struct FeedbackLine<'a> {
+    file: &'a str,
+    kind: &'static str,
+    reporter: &'a str,
+    domain: &'a str,
+    feedback_type: &'static str,
+    auth_failure: &'static str,
+    incidents: u32,
+}
+
+#[derive(Serialize)]
 struct ErrorLine<'a> {
     file: &'a str,
     error: &'a str,
@@ -172,6 +183,15 @@ pub fn json_line(file: &str, report: &Report) -> String {
                 })
                 .collect(),
         }),
+        Report::Feedback(f) => to_json(&FeedbackLine {
+            file,
+            kind: report.kind(),
+            reporter: &f.reporter,
+            domain: &f.domain,
+            feedback_type: f.kind.as_str(),
+            auth_failure: f.auth_failure.as_str(),
+            incidents: f.incidents,
+        }),
         Report::Tls(r) => to_json(&TlsLine {
             file,
             kind: report.kind(),
@@ -219,6 +239,23 @@ fn table_row(file: &str, report: &Report) -> [String; 8] {
                 .map(|r| format!("{} {} ({})", r.action, r.status, r.reason.as_str()))
                 .collect::<Vec<_>>()
                 .join(", "),
+        ],
+        Report::Feedback(f) => [
+            file.to_string(),
+            report.kind().into(),
+            f.reporter.clone(),
+            f.domain.clone(),
+            String::new(),
+            String::new(),
+            f.id.clone(),
+            match f.kind {
+                super::feedback::FeedbackKind::AuthFailure => format!(
+                    "auth-failure ({}), {} incidents",
+                    f.auth_failure.as_str(),
+                    f.incidents
+                ),
+                k => format!("{}, {} incidents", k.as_str(), f.incidents),
+            },
         ],
         Report::Tls(r) => [
             file.to_string(),

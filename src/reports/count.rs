@@ -6,6 +6,7 @@
 
 use super::dsn::Dsn;
 use super::error::ReadError;
+use super::feedback::{FeedbackKind, FeedbackReport};
 use super::model::{AggregateReport, Policy, Report, TlsReport};
 use super::names::{Domains, SourceNames};
 use crate::metrics::reports::{Family, ReportMetrics};
@@ -34,6 +35,7 @@ impl Counting<'_> {
             Report::Dmarc(r) => self.count_dmarc(r),
             Report::Tls(r) => self.count_tls(r),
             Report::Bounce(d) => self.count_bounce(d),
+            Report::Feedback(f) => self.count_feedback(f),
         };
         if counted && let Some((board, at)) = self.board {
             board.push(match report {
@@ -52,6 +54,14 @@ impl Counting<'_> {
                     domain: String::new(),
                     id: d.envid.clone().unwrap_or_default(),
                     messages: d.failed().count() as u64,
+                },
+                Report::Feedback(f) => crate::status::ReportLine {
+                    at,
+                    kind: "arf",
+                    reporter: f.reporter.clone(),
+                    domain: f.domain.clone(),
+                    id: f.kind.as_str().to_string(),
+                    messages: u64::from(f.incidents),
                 },
                 Report::Tls(r) => crate::status::ReportLine {
                     at,
@@ -128,6 +138,35 @@ impl Counting<'_> {
                 reporting_mta: d.reporting_mta.clone(),
                 diagnostic: r.diagnostic.clone(),
             });
+        }
+        true
+    }
+
+    /// A complaint or a DMARC failure report: counters only.
+    fn count_feedback(&self, f: &FeedbackReport) -> bool {
+        let Some(domain) = self.domains.label(&f.domain) else {
+            return false;
+        };
+        let m = self.metrics;
+        let l = m.admit(
+            Family::Feedback,
+            &[&domain, &f.reporter, f.kind.as_str()],
+            &[1],
+        );
+        m.feedback
+            .with_label_values(&l)
+            .inc_by(u64::from(f.incidents));
+        if f.kind == FeedbackKind::AuthFailure {
+            let labels = [
+                domain.as_str(),
+                f.reporter.as_str(),
+                f.auth_failure.as_str(),
+                self.sources.name(f.source),
+            ];
+            let l = m.admit(Family::Failures, &labels, &[1, 3]);
+            m.failures
+                .with_label_values(&l)
+                .inc_by(u64::from(f.incidents));
         }
         true
     }

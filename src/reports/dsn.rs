@@ -307,6 +307,12 @@ From: canary@dx.test\r\nX-Deliverability-Canary: dx-zzzzzzzzzzzzzzzzzzzz\r\n\r\n
 
     #[test]
     fn a_postfix_bounce() {
+        let file = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/dsn/postfix-relay550.eml"),
+        )
+        .unwrap();
+        assert_eq!(file, POSTFIX.as_bytes(), "the fixture file is this text");
         let mail = mailparse::parse_mail(POSTFIX.as_bytes()).unwrap();
         let d = parse(&mail).expect("a DSN");
         assert_eq!(d.reporting_mta, "mx.seed.test");

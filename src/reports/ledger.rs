@@ -63,6 +63,7 @@ pub struct Ledger {
 /// id are identified by their date range instead.
 pub fn report_key(report: &Report) -> String {
     let (kind, reporter, id, domain, begin, end) = match report {
+        Report::Feedback(f) => return format!("arf|{}|{}", f.reporter, f.id),
         // A DSN: its reporting MTA and its own Message-ID (else the envelope id and arrival).
         Report::Bounce(d) => {
             let id = d.message_id.clone().unwrap_or_else(|| {

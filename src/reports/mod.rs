@@ -22,6 +22,7 @@ pub mod dir;
 pub mod dmarc;
 pub mod dsn;
 pub mod error;
+pub mod feedback;
 pub mod imap_source;
 pub mod ledger;
 pub mod model;

@@ -16,6 +16,8 @@ pub enum Report {
     Tls(TlsReport),
     /// A delivery status notification (a bounce), see [`super::dsn`].
     Bounce(super::dsn::Dsn),
+    /// A complaint or a DMARC failure report (ARF), see [`super::feedback`].
+    Feedback(super::feedback::FeedbackReport),
 }
 
 impl Report {
@@ -25,6 +27,7 @@ impl Report {
             Report::Dmarc(_) => "dmarc-aggregate",
             Report::Tls(_) => "tls-rpt",
             Report::Bounce(_) => "dsn",
+            Report::Feedback(_) => "arf",
         }
     }
 }

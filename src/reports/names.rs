@@ -157,6 +157,7 @@ impl Report {
             Report::Dmarc(r) => r.reporter(),
             Report::Tls(r) => r.reporter(),
             Report::Bounce(d) => d.reporting_mta.clone(),
+            Report::Feedback(f) => f.reporter.clone(),
         }
     }
 
@@ -166,6 +167,7 @@ impl Report {
             Report::Dmarc(r) => &r.org_name,
             Report::Tls(r) => &r.organization_name,
             Report::Bounce(d) => &d.reporting_mta,
+            Report::Feedback(f) => &f.reporter,
         }
     }
 }

@@ -480,6 +480,21 @@ impl Unpacker<'_> {
             self.found(part, Report::Bounce(dsn));
             return Ok(());
         }
+        if super::feedback::is_feedback(&mail) {
+            let sources = self.sources;
+            let lookup = |ip: Option<std::net::IpAddr>| sources.lookup(ip);
+            let naming = super::feedback::Naming {
+                reporter: &super::names::reporter_label,
+                source: &lookup,
+            };
+            let report = super::feedback::parse(&mail, &naming).ok_or_else(|| {
+                ReadError::Mail(
+                    "a feedback report (ARF) without a readable feedback-report part".into(),
+                )
+            })?;
+            self.found(part, Report::Feedback(report));
+            return Ok(());
+        }
         let mut leaves = Vec::new();
         collect_leaves(&mail, &mut leaves, 0);
         let single = leaves.len() == 1;

@@ -414,7 +414,7 @@ impl Reports {
         self
     }
     /// A source reading the stack's `reports@seed.test` mailbox over IMAPS, moving what it read
-    /// to `Processed`.
+    /// to `Reports/processed` (the stack creates it).
     pub fn stack_mailbox_source(mut self, name: &str, st: &Stack) -> Self {
         let mut k = Keys::default();
         k.str("name", name);
@@ -425,7 +425,7 @@ impl Reports {
         k.str("username", st.get("DX_REPORTS_USER"));
         k.str("password", st.get("DX_REPORTS_PASSWORD"));
         k.str("ca_file", st.get("DX_CA_FILE"));
-        k.str("processed_folder", "Processed");
+        k.str("processed_folder", "Reports/processed");
         self.sources.push(k);
         self
     }

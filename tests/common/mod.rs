@@ -625,6 +625,7 @@ pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
                     &[("provider", "wrong-password")],
                 ) >= 1.0
                 && s.sum("deliverability_dmarc_reports_total", &[]) >= 1.0
+                && s.sum("deliverability_dmarc_failure_reports_total", &[]) >= 1.0
                 && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
                 && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
         },
