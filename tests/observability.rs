@@ -154,7 +154,11 @@ R = P × S routes, once every route has delivered a canary (counted on the real 
 - **Per provider, 233**: every SMTP stage × failure class (63, present from the first scrape so
   one failure shows in `increase()`), the SMTP stage histograms (18 per stage seen), the
   delivery histogram over all seeds (18), retries, uncertain sends, the AUTH mechanism, TLS
-  version and certificate expiry.
+  version and certificate expiry; and, once a canary was judged (after that count was taken),
+  the sender requirements: 8, or 9 with one-click unsubscribe.
+- **Bounces**: 16 unattributed-bounce series (class × reason) in all; a route's bounce counter
+  appears with its first bounce (one per class and reason seen).
+- `canary.route_requirements = true` adds up to 9 per route.
 - **Per seed, 27**: the delivery histogram over all providers (18), the detection paths (3),
   the verify cadence, and per watched folder (INBOX and the spam folder) `imap_up` and
   reconnects.

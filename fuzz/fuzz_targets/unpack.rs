@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         domains: &w.domains,
         sources: &w.sources,
         board: Some((&w.board, 1_700_000_000.0)),
+        bounces: None,
     };
     // Nothing is dropped silently: an input gives a report or says why not.
     assert!(

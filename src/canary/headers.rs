@@ -229,6 +229,12 @@ mod tests {
                 v.extend(std::iter::repeat_n(0xffu8, big));
                 v
             }),
+            ("from brackets", fill("From: ", "<")),
+            ("from quotes", fill("From: ", "\"a\\\" ")),
+            ("from groups", fill("From: ", "g: a@b, c@d; ")),
+            ("many from", fill("", "From: a@b.example\r\n")),
+            ("list-unsubscribe", fill("List-Unsubscribe: ", "<https://a/>, ")),
+            ("dkim h=", fill("DKIM-Signature: d=a.example; s=s; h=", "from:")),
             ("one long line", vec![b'a'; big + 1000]),
             ("nul bytes", vec![0u8; big]),
         ];
@@ -240,6 +246,23 @@ mod tests {
             assert!(h.auth.results.len() <= auth_results::MAX_RESULTS, "{name}");
             assert!(h.hops.len() <= received::MAX_HOPS, "{name}");
             assert!(h.dkim_signatures.len() <= dkim::MAX_SIGNATURES, "{name}");
+            assert!(
+                h.dkim_signatures
+                    .iter()
+                    .all(|s| s.signed_headers.len() <= dkim::MAX_SIGNED_HEADERS),
+                "{name}"
+            );
+            assert!(
+                h.format.from_domain.as_ref().is_none_or(|d| d.len() <= 253),
+                "{name}"
+            );
+            assert!(
+                h.format
+                    .list_unsubscribe
+                    .as_ref()
+                    .is_none_or(|v| v.len() <= MAX_VALUE_LEN * 4),
+                "{name}"
+            );
             for r in &h.auth.results {
                 assert!(r.properties.len() <= auth_results::MAX_PROPERTIES, "{name}");
                 assert!(r.properties.iter().all(|p| p.value.len() <= MAX_VALUE_LEN));
