@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use deliverability_exporter::reports::feedback::FeedbackKind;
 use deliverability_exporter::reports::names::SourceNames;
 use deliverability_exporter::reports::{Limits, Report, read_path};
 
@@ -38,7 +39,7 @@ fn every_sample_reads_as_the_reference_says() {
     assert!(files.len() > 30, "{} files", files.len());
     let limits = Limits::default();
     let sources = SourceNames::default();
-    let (mut dmarc_files, mut tls_files) = (0, 0);
+    let (mut dmarc_files, mut tls_files, mut failure_files) = (0, 0, 0);
     for path in &files {
         let rel = path
             .strip_prefix(&root)
@@ -55,7 +56,15 @@ fn every_sample_reads_as_the_reference_says() {
                 _ => None,
             })
             .collect();
-        let tls = o.reports.len() - dmarc.len();
+        let feedback: Vec<_> = o
+            .reports
+            .iter()
+            .filter_map(|f| match &f.report {
+                Report::Feedback(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let tls = o.reports.len() - dmarc.len() - feedback.len();
         match folder {
             "aggregate" | "extract_report" | "aggregate_invalid" | "aggregate-viewer" => {
                 assert_eq!(dmarc.len(), 1, "{rel}: exactly one aggregate report: {o:?}");
@@ -88,14 +97,37 @@ fn every_sample_reads_as_the_reference_says() {
                 );
                 tls_files += 1;
             }
+            "failure" if rel.contains("no_arf_part") => {
+                // Exim's plain-text failure report: no ARF part, so no report, and why.
+                assert!(o.reports.is_empty(), "{rel}: {o:?}");
+                assert!(!o.errors.is_empty(), "{rel}: no report and no error");
+            }
+            "failure" => {
+                // DMARC failure reports (ruf, RFC 6591): one feedback report each, kept as
+                // counts only (no recipient, subject or message).
+                assert_eq!(
+                    (dmarc.len(), tls, feedback.len()),
+                    (0, 0, 1),
+                    "{rel}: one feedback report: {o:?}"
+                );
+                let f = feedback[0];
+                assert_eq!(f.kind, FeedbackKind::AuthFailure, "{rel}: {f:?}");
+                assert!(
+                    !f.domain.is_empty() && f.reporter != "unknown",
+                    "{rel}: {f:?}"
+                );
+                println!("{rel}: {f:?}");
+                failure_files += 1;
+            }
             _ => {
-                // empty.xml, the failure (ruf) reports, header samples, the README: no
-                // aggregate or TLS report, and an error saying why.
+                // empty.xml, header samples, the README: no aggregate or TLS report, and an
+                // error saying why.
                 assert!(o.reports.is_empty(), "{rel}: {o:?}");
                 assert!(!o.errors.is_empty(), "{rel}: no report and no error");
             }
         }
     }
+    assert!(failure_files >= 3, "{failure_files} failure reports read");
     assert!(
         dmarc_files >= 30 && tls_files >= 10,
         "{dmarc_files} {tls_files}"

@@ -336,36 +336,6 @@ impl CanaryCheck {
     }
 }
 
-/// The sender-requirement judge of a configuration: the resolver of `dns.nameservers`, and
-/// the providers whose canaries carry `List-Unsubscribe`.
-fn judge(cfg: &Config, ctx: &Context) -> Judge {
-    let dns: Option<Arc<dyn crate::resolver::Lookup>> = match crate::resolver::Resolver::new(
-        &cfg.dns, 16,
-    ) {
-        Ok(r) => Some(Arc::new(r)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no resolver: the DNS sender requirements (dmarc_policy, dns_records) are not judged");
-            None
-        }
-    };
-    let unsubscribe = cfg
-        .providers
-        .iter()
-        .filter(|p| {
-            p.headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("List-Unsubscribe"))
-        })
-        .map(|p| p.name.clone())
-        .collect();
-    Judge::new(
-        ctx.metrics.clone(),
-        cfg.canary.route_requirements,
-        dns,
-        unsubscribe,
-    )
-}
-
 impl Check for CanaryCheck {
     fn name(&self) -> &'static str {
         "canary"
@@ -473,7 +443,7 @@ impl Check for CanaryCheck {
             board: self.board.clone(),
             routes: routes.clone(),
             route_histograms: cfg.canary.route_histograms,
-            judge: Arc::new(judge(cfg, ctx)),
+            judge: Arc::new(Judge::from_config(cfg, ctx.metrics.clone())),
         });
         let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
         for seed in &cfg.seeds {
@@ -545,6 +515,17 @@ impl Check for CanaryCheck {
                 problems.push(format!(
                     "{p}/{s}: {n} canary lost (not seen in the seed by canary.deadline)"
                 ));
+            }
+            for (p, s) in self.board.routes() {
+                if let Some(r) = self.board.get(&p, &s)
+                    && r.state == "bounced"
+                    && r.at.is_some_and(|at| at >= since)
+                {
+                    problems.push(format!(
+                        "{p}/{s}: {}",
+                        r.last_error.as_deref().unwrap_or("bounced")
+                    ));
+                }
             }
             let pending = self.tracker.in_flight_count();
             if pending > 0 {

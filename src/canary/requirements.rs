@@ -48,6 +48,29 @@ impl Judge {
         }
     }
 
+    /// The judge of a configuration: the resolver of `dns.nameservers` (none, with a warning,
+    /// when it cannot be built), and the providers whose canaries carry `List-Unsubscribe`.
+    pub fn from_config(cfg: &crate::config::Config, metrics: Arc<Metrics>) -> Judge {
+        let dns: Option<Arc<dyn Lookup>> = match crate::resolver::Resolver::new(&cfg.dns, 16) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no resolver: the DNS sender requirements (dmarc_policy, dns_records) are not judged");
+                None
+            }
+        };
+        let unsubscribe = cfg
+            .providers
+            .iter()
+            .filter(|p| {
+                p.headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("List-Unsubscribe"))
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        Judge::new(metrics, cfg.canary.route_requirements, dns, unsubscribe)
+    }
+
     /// Judges a delivered canary of route (provider, seed); `now` in Unix seconds.
     pub async fn judge(&self, provider: &str, seed: &str, h: &CanaryHeaders, now: i64) {
         let facts = match &self.dns {

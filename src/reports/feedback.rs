@@ -65,14 +65,23 @@ pub struct FeedbackReport {
     pub id: String,
 }
 
-/// Whether `mail` is an ARF report: `multipart/report; report-type=feedback-report`.
+/// Whether `mail` is an ARF report: `multipart/report; report-type=feedback-report`, or (as
+/// NetEase sends its failure reports) any multipart message with a `message/feedback-report`
+/// part of its own.
 pub fn is_feedback(mail: &mailparse::ParsedMail<'_>) -> bool {
-    mail.ctype.mimetype.eq_ignore_ascii_case("multipart/report")
+    let report = mail.ctype.mimetype.eq_ignore_ascii_case("multipart/report")
         && mail
             .ctype
             .params
             .get("report-type")
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("feedback-report"))
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("feedback-report"));
+    report
+        || mail.ctype.mimetype.starts_with("multipart/")
+            && mail.subparts.iter().any(|p| {
+                p.ctype
+                    .mimetype
+                    .eq_ignore_ascii_case("message/feedback-report")
+            })
 }
 
 fn domain_of(address: &str) -> Option<String> {

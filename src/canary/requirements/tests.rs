@@ -363,7 +363,15 @@ fn the_board_sets_the_provider_series_from_every_route() {
     );
     board.record("q", "s1", &[o(Requirement::Encryption, true)]);
     assert_eq!(value("q", "encryption"), 1, "another provider is apart");
+    board.record("p", "s2", &[o(Requirement::Encryption, false)]);
+    board.record("p", "s3", &[o(Requirement::Encryption, false)]);
     board.record("p", "s2", &[o(Requirement::Encryption, true)]);
+    assert_eq!(
+        value("p", "encryption"),
+        0,
+        "s3 still fails (s2 failing twice counted once)"
+    );
+    board.record("p", "s3", &[o(Requirement::Encryption, true)]);
     assert_eq!(value("p", "encryption"), 1, "repaired");
     let route = metrics
         .canary
