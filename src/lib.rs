@@ -6,6 +6,8 @@
 //! - [`checks`]: which checks a configuration schedules.
 //! - [`config`]: the TOML file, presets, validation with positions, secrets.
 //! - [`der`]: a minimal DER element reader (certificate expiry, RSA key size).
+//! - [`domains`]: domain names normalised, organizational domains, the first address of a
+//!   header.
 //! - [`dns`]: SPF, DKIM, DMARC, MX, MTA-STS and TLS-RPT records, and DNS blacklists.
 //! - [`clock`]: the one wall-clock handle, and date formatting.
 //! - [`http_client`]: outgoing HTTP/1.1 (MTA-STS policies, OAuth2 token refresh).
@@ -34,6 +36,7 @@ pub mod clock;
 pub mod config;
 pub mod der;
 pub mod dns;
+pub mod domains;
 pub mod http_client;
 pub mod imap;
 pub mod labels;

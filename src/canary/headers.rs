@@ -81,14 +81,7 @@ pub struct Format {
 
 /// The domain of the first address in a `From:` value (`Name <a@b>`, `a@b`, a group).
 fn from_domain(value: &str) -> Option<String> {
-    let value = crate::canary::text::truncate(value, 2048);
-    let addr = match mailparse::addrparse(value) {
-        Ok(list) => list.iter().find_map(|a| match a {
-            mailparse::MailAddr::Single(s) => Some(s.addr.clone()),
-            mailparse::MailAddr::Group(g) => g.addrs.first().map(|s| s.addr.clone()),
-        }),
-        Err(_) => None,
-    }?;
+    let addr = crate::domains::first_address(value)?;
     let domain = addr.rsplit_once('@')?.1.trim().trim_end_matches('.');
     (!domain.is_empty() && domain.len() <= 253).then(|| domain.to_ascii_lowercase())
 }

@@ -177,15 +177,6 @@ pub fn aligned(domain: &str, from: &str, org: &str, strict: bool) -> bool {
     domain == org || domain.ends_with(&format!(".{org}"))
 }
 
-/// The organizational domain when DNS did not give it: the From domain's last two labels.
-fn fallback_org(from: &str) -> String {
-    let labels: Vec<&str> = from.rsplitn(3, '.').collect();
-    match labels.as_slice() {
-        [tld, sld, ..] => format!("{sld}.{tld}"),
-        _ => from.to_string(),
-    }
-}
-
 /// Judges one delivered canary. `unsubscribe_expected`: the provider is configured to send
 /// the canary with `List-Unsubscribe`; otherwise one-click unsubscribe is judged only when the
 /// delivered message carries one of its headers (a provider that adds its own).
@@ -250,7 +241,11 @@ pub fn evaluate(h: &CanaryHeaders, dns: &DnsFacts, unsubscribe_expected: bool) -
         && !h.auth.results.is_empty()
     {
         let facts = dns.dmarc.as_ref().and_then(|r| r.as_ref().ok());
-        let org = facts.map_or_else(|| fallback_org(from), |f| f.org_domain.clone());
+        // The DNS tree walk's organizational domain, else the built-in suffix table's.
+        let org = facts.map_or_else(
+            || crate::domains::organizational_domain(from).to_string(),
+            |f| f.org_domain.clone(),
+        );
         let (strict_dkim, strict_spf) =
             facts.map_or((false, false), |f| (f.strict_dkim, f.strict_spf));
         let dkim_aligned = dkim_pass

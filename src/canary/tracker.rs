@@ -77,6 +77,14 @@ pub enum Bounced {
     Unknown,
 }
 
+/// What ending a token found; see [`Tracker::end`].
+enum Ended {
+    InFlight(InFlight),
+    Lost(Gone),
+    Done,
+    Unknown,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Tokens whose send is under way (not persisted: a canary whose send did not finish
@@ -216,43 +224,39 @@ impl Tracker {
     /// Records a sighting of `token`: estimated to have arrived at unix time `at`, and seen
     /// for certain by `seen` (see [`latency`]).
     pub fn sighted(&self, token: &str, at: f64, seen: f64) -> Sighting {
-        let mut i = self.lock();
-        if let Some(f) = i.remove(token) {
-            i.done.insert(
-                token.to_string(),
-                Gone {
-                    provider: f.provider.clone(),
-                    seed: f.seed.clone(),
-                    at,
-                },
-            );
-            i.dirty = true;
-            drop(i);
-            self.changed.notify_waiters();
-            let latency = latency(f.data_done, at, seen);
-            return Sighting::Delivered { flight: f, latency };
-        }
-        if let Some(g) = i.lost.remove(token) {
-            i.done.insert(token.to_string(), Gone { at, ..g.clone() });
-            i.dirty = true;
-            return Sighting::Late {
+        match self.end(token, at) {
+            Ended::InFlight(f) => {
+                let latency = latency(f.data_done, at, seen);
+                Sighting::Delivered { flight: f, latency }
+            }
+            Ended::Lost(g) => Sighting::Late {
                 provider: g.provider,
                 seed: g.seed,
-            };
+            },
+            Ended::Done => Sighting::Duplicate,
+            Ended::Unknown if self.lock().sending.contains_key(token) => Sighting::Sending,
+            Ended::Unknown => Sighting::Unknown,
         }
-        if i.done.contains_key(token) {
-            return Sighting::Duplicate;
-        }
-        if i.sending.contains_key(token) {
-            return Sighting::Sending;
-        }
-        Sighting::Unknown
     }
 
     /// Records a bounce for `token` at unix time `at`: a canary in flight ends here (it is not
     /// lost at its deadline); one already counted lost is reported as such; one delivered or
     /// bounced before is [`Bounced::Done`]; a token not ours is [`Bounced::Unknown`].
     pub fn bounced(&self, token: &str, at: f64) -> Bounced {
+        match self.end(token, at) {
+            Ended::InFlight(f) => Bounced::Ended(f),
+            Ended::Lost(g) => Bounced::AfterLoss {
+                provider: g.provider,
+                seed: g.seed,
+            },
+            Ended::Done => Bounced::Done,
+            Ended::Unknown => Bounced::Unknown,
+        }
+    }
+
+    /// Ends `token` at `at` (a sighting or a bounce): moves it from in flight, or from lost, to
+    /// done.
+    fn end(&self, token: &str, at: f64) -> Ended {
         let mut i = self.lock();
         if let Some(f) = i.remove(token) {
             let gone = Gone {
@@ -264,20 +268,17 @@ impl Tracker {
             i.dirty = true;
             drop(i);
             self.changed.notify_waiters();
-            return Bounced::Ended(f);
+            return Ended::InFlight(f);
         }
         if let Some(g) = i.lost.remove(token) {
             i.done.insert(token.to_string(), Gone { at, ..g.clone() });
             i.dirty = true;
-            return Bounced::AfterLoss {
-                provider: g.provider,
-                seed: g.seed,
-            };
+            return Ended::Lost(g);
         }
         if i.done.contains_key(token) {
-            return Bounced::Done;
+            return Ended::Done;
         }
-        Bounced::Unknown
+        Ended::Unknown
     }
 
     /// Whether a token is one of ours (in flight, lost or done): its message may be removed.

@@ -124,15 +124,8 @@ pub fn parse(mail: &mailparse::ParsedMail<'_>, naming: &Naming<'_>) -> Option<Fe
             .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
             .map(|h| h.get_value())
     };
-    let from = header("From").unwrap_or_default();
-    let from_addr = mailparse::addrparse(&from)
-        .ok()
-        .and_then(|l| {
-            l.iter().find_map(|a| match a {
-                mailparse::MailAddr::Single(s) => Some(s.addr.clone()),
-                mailparse::MailAddr::Group(g) => g.addrs.first().map(|s| s.addr.clone()),
-            })
-        })
+    let from_addr = header("From")
+        .and_then(|v| crate::domains::first_address(&v))
         .unwrap_or_default();
     let reporting_mta = field("Reporting-MTA").unwrap_or_default();
     let reporting_mta = reporting_mta

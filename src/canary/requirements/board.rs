@@ -71,7 +71,8 @@ impl Board {
         }
     }
 
-    /// The last outcomes of a route (landing page, tests).
+    /// The last outcomes of a route.
+    #[cfg(test)]
     pub fn route(&self, provider: &str, seed: &str) -> Vec<(Requirement, bool, String)> {
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         routes
