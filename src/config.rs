@@ -19,6 +19,7 @@
 //! - [`shard`]: the share of the seeds one of several instances owns (`--shard.*`).
 
 pub mod dnsbl_lists;
+mod endpoint;
 mod error;
 pub mod presets;
 mod resolve;
@@ -151,7 +152,10 @@ impl Domain {
 pub enum ReportSource {
     Dir(ReportDir),
     Imap(ReportMailbox),
+    Https(ReportEndpoint),
 }
+
+pub use endpoint::ReportEndpoint;
 
 /// A directory scanned for report files (`kind = "dir"`).
 #[derive(Debug, Clone)]

@@ -415,7 +415,12 @@ fn report_source(
     imap_timeout: Duration,
 ) -> Option<ReportSource> {
     let at = |f: &str| format!("reports.sources[{i}].{f}");
+    super::endpoint::misplaced(problems, i, &s);
+    if s.kind == SourceKind::Https {
+        return super::endpoint::resolve(problems, file, i, s).map(ReportSource::Https);
+    }
     match s.kind {
+        SourceKind::Https => None,
         SourceKind::Dir => {
             let path = match &s.path {
                 None => {

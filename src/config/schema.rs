@@ -422,10 +422,12 @@ pub enum UnknownDomains {
 pub enum SourceKind {
     Imap,
     Dir,
+    Https,
 }
 
 /// `[[reports.sources]]` as written: where reports arrive. `kind = "dir"` uses `path`;
-/// `kind = "imap"` uses the IMAP fields.
+/// `kind = "imap"` uses the IMAP fields; `kind = "https"` (TLS-RPT reports POSTed, RFC 8460
+/// §3) uses `listen_address`, `url_path`, `tls_cert_file`, `tls_key_file`, `max_body_bytes`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSourceSpec {
@@ -445,6 +447,11 @@ pub struct ReportSourceSpec {
     pub folder: String,
     pub processed_folder: Option<String>,
     pub error_folder: Option<String>,
+    pub listen_address: Option<String>,
+    pub url_path: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub max_body_bytes: Option<u64>,
 }
 
 /// `[[reports.source_map]]`: names a sending source by its networks.

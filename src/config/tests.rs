@@ -468,7 +468,7 @@ fn report_directories_are_resolved_against_the_configuration_file() {
         .iter()
         .map(|s| match s {
             ReportSource::Dir(r) => (r.path.as_path(), r.move_files),
-            ReportSource::Imap(m) => panic!("{m:?}"),
+            other => panic!("{other:?}"),
         })
         .collect();
     let inbox = d.0.join("inbox");
@@ -489,7 +489,7 @@ fn report_directories_are_resolved_against_the_configuration_file() {
 fn mailbox(c: &Config, i: usize) -> &ReportMailbox {
     match &c.reports.sources[i] {
         ReportSource::Imap(m) => m,
-        ReportSource::Dir(d) => panic!("{d:?}"),
+        other => panic!("{other:?}"),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct ReportMetrics {
     pub feedback: IntCounterVec,
     pub failures: IntCounterVec,
     pub overflow: IntCounter,
+    /// The `https` report sources' answers and listeners.
+    pub http_requests: IntCounterVec,
+    pub http_up: IntGaugeVec,
     guard: Mutex<Guard>,
 }
 
@@ -118,6 +121,18 @@ impl ReportMetrics {
                 &["domain", "reporter", "auth_failure", "source"],
             ),
             overflow,
+            http_requests: int_counter_vec(
+                r,
+                "deliverability_report_http_requests_total",
+                "Requests to an https report source (TLS-RPT reports POSTed, RFC 8460) by source and HTTP status code answered (200 counted or already counted, 400 unreadable, 404, 405, 413 too large, 415 wrong media type, 500, 503 ledger not saved).",
+                &["source", "code"],
+            ),
+            http_up: int_gauge_vec(
+                r,
+                "deliverability_report_http_listening",
+                "1 when an https report source is listening, -1 while its address cannot be bound (it retries), 0 when stopped.",
+                &["source"],
+            ),
             guard: Mutex::new(Guard {
                 limit: 10_000,
                 seen: HashSet::new(),

@@ -22,7 +22,7 @@ use super::unpack::Limits;
 use crate::config::{Config, ReportSource, UnknownDomains};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
 
-static SCAN_LOCK: Mutex<()> = Mutex::new(());
+pub(super) static SCAN_LOCK: Mutex<()> = Mutex::new(());
 
 /// The scheduled report reader.
 #[derive(Clone)]
@@ -30,6 +30,7 @@ pub struct ReportsCheck {
     interval: Duration,
     sources: Vec<DirSource>,
     imap_sources: Vec<ImapReportSource>,
+    endpoints: Vec<crate::config::ReportEndpoint>,
     source_map: Vec<crate::config::SourceMapEntry>,
     domains: Vec<String>,
     unknown: UnknownDomains,
@@ -49,19 +50,22 @@ impl ReportsCheck {
         }
         let mut sources = Vec::new();
         let mut imap_sources = Vec::new();
+        let mut endpoints = Vec::new();
         for s in &r.sources {
             match s {
                 ReportSource::Dir(d) => sources.push(DirSource::from(d)),
                 ReportSource::Imap(m) => imap_sources.push(ImapReportSource::from(m)),
+                ReportSource::Https(e) => endpoints.push(e.clone()),
             }
         }
-        if sources.is_empty() && imap_sources.is_empty() {
+        if sources.is_empty() && imap_sources.is_empty() && endpoints.is_empty() {
             return None;
         }
         Some(ReportsCheck {
             interval: r.interval.get(),
             sources,
             imap_sources,
+            endpoints,
             source_map: r.source_map.clone(),
             domains: config.domains.iter().map(|d| d.name.clone()).collect(),
             unknown: r.unknown_domains,
@@ -199,6 +203,26 @@ impl Check for ReportsCheck {
 
     fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// The `https` sources listen beside the runs, until shutdown or reload.
+    fn background(&self, ctx: &Context) -> Vec<BoxFuture<'static, ()>> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let endpoint = Arc::new(super::https_source::Endpoint {
+                    config: e.clone(),
+                    limits: self.limits,
+                    source_map: self.source_map.clone(),
+                    domains: self.domains.clone(),
+                    unknown: self.unknown,
+                    label_limit: self.label_limit,
+                    retention_secs: self.retention.as_secs(),
+                    board: self.board.clone(),
+                });
+                Box::pin(endpoint.serve(ctx.clone())) as BoxFuture<'static, ()>
+            })
+            .collect()
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Result<String, CheckError>> {

@@ -10,7 +10,9 @@
 //! [`crate::metrics::reports`]. The [`check`] runs all of that on the configured interval;
 //! [`cli`] is the `parse-report` command.
 //!
-//! Both sources hand their batches to the one [`pipeline`] for those ledger steps (record new
+//! An `https` source ([`https_source`]) receives TLS-RPT reports POSTed by reporting MTAs.
+//!
+//! All sources hand their batches to the one [`pipeline`] for those ledger steps (record new
 //! report keys, save, count); a source only lists, reads, and files away afterwards.
 
 pub mod align;
@@ -23,6 +25,7 @@ pub mod dmarc;
 pub mod dsn;
 pub mod error;
 pub mod feedback;
+pub mod https_source;
 pub mod imap_source;
 pub mod ledger;
 pub mod model;
