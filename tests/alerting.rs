@@ -18,6 +18,9 @@
 //! - (a) Postfix stopped: `DeliverabilityProviderCannotSend`, then its resolution after the
 //!   repair; "down" and "lost" for the provider are never notified.
 //!
+//! The pager receiver also sends e-mail, through the stack's own Postfix into a Dovecot mailbox
+//! (`reports@seed.test`): the AUTH page and the outage's resolution are read from there.
+//!
 //! The measured fault-to-notification times are printed (with the shortened timers; the shipped
 //! values are in docs/observability.md). Nothing is sent anywhere but 127.0.0.1.
 
@@ -104,6 +107,45 @@ fn routing_as_shipped(hook: &Webhook) -> String {
         )
 }
 
+/// `routing` with the pager also e-mailing `reports@seed.test` through the stack's own Postfix
+/// (its MX port, as an operator's Alertmanager hands mail to a local relay), into Dovecot.
+fn with_email(routing: &str, smtp_port: u16) -> String {
+    let pager = "  - name: pager\n    webhook_configs:\n";
+    assert!(routing.contains(pager), "{routing}");
+    routing.replacen(
+        pager,
+        &format!(
+            "  - name: pager\n    email_configs:\n      - to: reports@seed.test\n        from: alertmanager@dx.test\n        smarthost: 127.0.0.1:{smtp_port}\n        hello: alertmanager.dx.test\n        require_tls: false\n        send_resolved: true\n    webhook_configs:\n"
+        ),
+        1,
+    )
+}
+
+/// Waits for a mail in `reports@seed.test`'s inbox whose Subject has every one of `words`;
+/// returns when it was seen.
+fn wait_mail(st: &Stack, words: &[&str], timeout: Duration) -> Instant {
+    let dir = st.maildir_new("reports", "");
+    let start = Instant::now();
+    loop {
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            let subject = text
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or_default();
+            if words.iter().all(|w| subject.contains(w)) {
+                return Instant::now();
+            }
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no mail with {words:?} in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn firing_names(hook: &Webhook, provider: &str) -> Vec<String> {
     hook.alerts(&[("provider", provider)], Some("firing"))
         .into_iter()
@@ -138,6 +180,15 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
     // The demo's configuration: postfix-starttls and postfix-implicit sign correctly,
     // misconfigured sends as bad.test (no DKIM, SPF and DMARC fail at the receiver),
     // wrong-password is refused at AUTH; canaries every 5 s.
+    // The pager also e-mails, through the stack's Postfix (read in place: rewritten, reloaded).
+    std::fs::write(&am, with_email(&routing(&hook), st.port("DX_SMTP_MX_PORT"))).unwrap();
+    let am_addr = st
+        .get("DX_AM_URL")
+        .trim_start_matches("http://")
+        .to_string();
+    let (code, body) = common::http(&am_addr, "POST", "/-/reload");
+    assert_eq!(code, 200, "Alertmanager reload: {body}");
+
     let cfg = common::demo_config(&st, &dir);
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replacen(
@@ -173,6 +224,15 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
     );
     assert_eq!(auth.labels["severity"], "page");
     assert_eq!(auth.notification["receiver"], "pager");
+    let mailed = wait_mail(
+        &st,
+        &["[FIRING", "DeliverabilitySMTPAuthFailing", "wrong-password"],
+        WAIT,
+    );
+    println!(
+        "AUTH refused: exporter start -> DeliverabilitySMTPAuthFailing e-mailed into Dovecot: {:.1?}",
+        mailed - started
+    );
 
     // (b) DKIM and DMARC failing at the receiver: the DMARC alert is the page.
     let dmarc = hook.wait_for_labels(
@@ -323,6 +383,17 @@ fn each_fault_notifies_its_cause_through_alertmanager() {
     println!(
         "Postfix started -> DeliverabilityProviderCannotSend resolved: {:.1?}",
         resolved.at - repair
+    );
+    // The e-mail of an outage of the very Postfix it goes through can only leave once that is
+    // back (so a pager must not depend on the mail it watches); the resolution then arrives.
+    let mailed = wait_mail(
+        &st,
+        &["[RESOLVED]", "DeliverabilityProviderCannotSend", good],
+        WAIT,
+    );
+    println!(
+        "Postfix started -> DeliverabilityProviderCannotSend resolution e-mailed: {:.1?}",
+        mailed - repair
     );
     assert!(Path::new(&cfg).exists());
 }
