@@ -20,6 +20,8 @@ pub enum Kind {
     Dns,
     Dnsbl,
     Reports,
+    Postmaster,
+    Snds,
 }
 
 impl Kind {
@@ -29,6 +31,8 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Dnsbl => "dnsbl",
             Kind::Reports => "reports",
+            Kind::Postmaster => "postmaster",
+            Kind::Snds => "snds",
         }
     }
 }
@@ -122,6 +126,18 @@ pub fn build(
             .map(|c| c.with_board(boards.reports.clone()))
     {
         checks.push(Arc::new(c));
+    }
+    if wanted(Kind::Postmaster)
+        && let Some(c) = config.postmaster.as_ref().filter(|c| c.enabled)
+    {
+        checks.push(Arc::new(crate::postmaster::check::PostmasterCheck::new(
+            c.clone(),
+        )));
+    }
+    if wanted(Kind::Snds)
+        && let Some(c) = config.snds.as_ref().filter(|c| c.enabled)
+    {
+        checks.push(Arc::new(crate::snds::check::SndsCheck::new(c.clone())));
     }
     checks.extend(crate::dns::check::build(
         config,

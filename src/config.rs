@@ -25,6 +25,7 @@ pub mod presets;
 mod resolve;
 pub mod schema;
 pub mod shard;
+mod signals;
 mod validate;
 pub mod values;
 
@@ -58,6 +59,10 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub dnsbl: DnsblConfig,
     pub reports: ReportsConfig,
+    /// `[postmaster]`, when configured (Google Postmaster Tools).
+    pub postmaster: Option<PostmasterConfig>,
+    /// `[snds]`, when configured (Microsoft SNDS).
+    pub snds: Option<SndsConfig>,
     /// The share of the seeds this instance owns; the whole configuration unless cut down by
     /// [`Shard::apply`] (`seeds` then holds only the owned ones).
     pub shard: Shard,
@@ -156,6 +161,7 @@ pub enum ReportSource {
 }
 
 pub use endpoint::ReportEndpoint;
+pub use schema::{PostmasterConfig, SndsConfig};
 
 /// A directory scanned for report files (`kind = "dir"`).
 #[derive(Debug, Clone)]

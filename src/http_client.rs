@@ -101,6 +101,20 @@ pub struct Request<'a> {
     pub max_body: usize,
 }
 
+/// The address to connect to for `target`: its IP literal, or the first address the system's
+/// resolver gives (for SaaS APIs and token endpoints; the DNS checks resolve through their own
+/// resolver instead).
+pub async fn address(target: &Target) -> Result<SocketAddr, HttpError> {
+    if let Ok(ip) = target.host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, target.port));
+    }
+    tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| HttpError::Connect(format!("cannot resolve {}: {e}", target.host)))?
+        .next()
+        .ok_or_else(|| HttpError::Connect(format!("{} has no address", target.host)))
+}
+
 /// Sends the request; returns the status and the body.
 pub async fn send(req: Request<'_>) -> Result<(u16, Vec<u8>), HttpError> {
     let limit = req.timeout;

@@ -17,6 +17,7 @@
 //! - [`logging`]: tracing to stderr as logfmt or JSON.
 //! - [`metrics`]: every metric family, in one place.
 //! - [`oauth2`]: XOAUTH2 access tokens refreshed at a token endpoint.
+//! - [`postmaster`]: Google Postmaster Tools v2: daily domain statistics, compliance.
 //! - [`observed`]: sending IPs and DKIM selectors learned from canaries, for other checks.
 //! - [`runbooks`]: `/runbooks`, docs/runbooks.md served as HTML.
 //! - [`resolver`]: DNS lookups (hickory-resolver), failures classified; the DNS checks' and
@@ -24,6 +25,7 @@
 //! - [`reports`]: DMARC aggregate and TLS-RPT reports read from sources, counted once.
 //! - [`schedule`]: the `Check` interface and the scheduler that runs checks on intervals.
 //! - [`server`]: HTTP endpoints on hyper.
+//! - [`snds`]: Microsoft SNDS: per-IP filter verdicts, complaints, trap hits, blocks.
 //! - [`state`]: the state directory, with atomic file replacement.
 //! - [`status`]: the landing page's views of the DNS, blacklist and report checks.
 //! - [`tls`]: rustls client configuration, certificate expiry, handshake failure reasons.
@@ -45,11 +47,13 @@ pub mod logging;
 pub mod metrics;
 pub mod oauth2;
 pub mod observed;
+pub mod postmaster;
 pub mod reports;
 pub mod resolver;
 pub mod runbooks;
 pub mod schedule;
 pub mod server;
+pub mod snds;
 pub mod state;
 pub mod status;
 pub mod tls;

@@ -1,8 +1,12 @@
-//! OAuth2 access tokens for XOAUTH2 (Gmail, Microsoft 365): exchanged for a refresh token at
-//! the provider's token endpoint (RFC 6749 §6) and kept until shortly before they expire.
+//! OAuth2 access tokens: for XOAUTH2 (Gmail, Microsoft 365), exchanged for a refresh token at
+//! the provider's token endpoint (RFC 6749 §6); for Google APIs read by a service account, for
+//! a signed JWT assertion ([`jwt`], RFC 7523). Either is kept until shortly before it expires.
 //!
-//! The refresh token and client secret go only into the POST body sent to `token_url`; no error
-//! message, log line or metric ever holds them or the access token.
+//! The refresh token, client secret and signed assertion go only into the POST body sent to
+//! the token endpoint; no error message, log line or metric ever holds them or the access
+//! token.
+
+pub mod jwt;
 
 use std::time::Duration;
 
@@ -41,16 +45,49 @@ struct TokenResponse {
     error_description: Option<String>,
 }
 
-/// One provider's or seed's token, refreshed when needed.
+/// How a token is got.
+enum Grant {
+    /// A refresh token (RFC 6749 §6).
+    Refresh(OAuth2Config),
+    /// A service account's signed assertion (RFC 7523 §2.1).
+    JwtBearer {
+        account: jwt::ServiceAccount,
+        scope: String,
+        token_url: String,
+        ca_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// One provider's, seed's or API's token, refreshed when needed.
 pub struct TokenSource {
-    cfg: OAuth2Config,
+    grant: Grant,
     cache: Mutex<Option<(Secret, Instant)>>,
 }
 
 impl TokenSource {
     pub fn new(cfg: OAuth2Config) -> TokenSource {
         TokenSource {
-            cfg,
+            grant: Grant::Refresh(cfg),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Tokens for `scope` got with `account`'s signed assertions, at `token_url` (else the key
+    /// file's `token_uri`).
+    pub fn service_account(
+        account: jwt::ServiceAccount,
+        scope: &str,
+        token_url: Option<String>,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> TokenSource {
+        let token_url = token_url.unwrap_or_else(|| account.token_uri.clone());
+        TokenSource {
+            grant: Grant::JwtBearer {
+                account,
+                scope: scope.to_string(),
+                token_url,
+                ca_file,
+            },
             cache: Mutex::new(None),
         }
     }
@@ -74,32 +111,43 @@ impl TokenSource {
     }
 
     async fn refresh(&self, timeout: Duration) -> Result<(Secret, Duration), OAuthError> {
-        let url = &self.cfg.token_url;
+        let (url, ca_file) = match &self.grant {
+            Grant::Refresh(cfg) => (&cfg.token_url, &cfg.ca_file),
+            Grant::JwtBearer {
+                token_url, ca_file, ..
+            } => (token_url, ca_file),
+        };
         let unreachable = |reason: String| OAuthError::Unreachable {
             url: url.clone(),
             reason,
         };
         let target = Target::parse(url).map_err(unreachable)?;
-        let addr = match target.host.parse::<std::net::IpAddr>() {
-            Ok(ip) => std::net::SocketAddr::new(ip, target.port),
-            Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
-                .await
-                .map_err(|e| unreachable(format!("cannot resolve {}: {e}", target.host)))?
-                .next()
-                .ok_or_else(|| unreachable(format!("{} has no address", target.host)))?,
-        };
-        let body = {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "refresh_token");
-            form.append_pair("refresh_token", self.cfg.refresh_token.expose());
-            form.append_pair("client_id", &self.cfg.client_id);
-            if let Some(s) = &self.cfg.client_secret {
-                form.append_pair("client_secret", s.expose());
+        let addr = http_client::address(&target)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let body = match &self.grant {
+            Grant::Refresh(cfg) => {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token");
+                form.append_pair("refresh_token", cfg.refresh_token.expose());
+                form.append_pair("client_id", &cfg.client_id);
+                if let Some(s) = &cfg.client_secret {
+                    form.append_pair("client_secret", s.expose());
+                }
+                if let Some(scope) = &cfg.scope {
+                    form.append_pair("scope", scope);
+                }
+                form.finish().into_bytes()
             }
-            if let Some(scope) = &self.cfg.scope {
-                form.append_pair("scope", scope);
+            Grant::JwtBearer { account, scope, .. } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let assertion = account
+                    .assertion(scope, "", now)
+                    .map_err(|e| unreachable(format!("cannot sign the assertion: {e}")))?;
+                jwt::token_request_body(&assertion).into_bytes()
             }
-            form.finish().into_bytes()
         };
         let (status, body) = http_client::send(http_client::Request {
             method: hyper::Method::POST,
@@ -110,7 +158,7 @@ impl TokenSource {
                 ("accept", "application/json".into()),
             ],
             body,
-            ca_file: self.cfg.ca_file.clone(),
+            ca_file: ca_file.clone(),
             timeout,
             max_body: MAX_RESPONSE,
         })

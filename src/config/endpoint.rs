@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::Problems;
-use super::resolve::relative_to;
 use super::schema::{ReportSourceSpec, SourceKind};
+use super::values::relative_to;
 
 /// The default cap on a POSTed body (compressed or not); reports are a few KiB.
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;

@@ -27,18 +27,7 @@ use super::{
 /// Port of the MTA-STS policy host when `mta_sts_port` is not set.
 const MTA_STS_PORT: u16 = 443;
 
-/// A path written in the file at `file`: as it is when absolute, else relative to the directory
-/// of that file. Every path the configuration (and `--web.config.file`) resolves against itself
-/// goes through here.
-/// (`exporter.state_dir` and secrets read from `{ file = "..." }` are used as written, relative
-/// to the working directory, as they always were.)
-pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
-    match file.parent() {
-        // `join` keeps an absolute `path` as it is.
-        Some(dir) => dir.join(path),
-        None => path.to_path_buf(),
-    }
-}
+pub use super::values::relative_to;
 
 /// Resolves every section of `spec`, read from `file`, adding what is wrong to `problems`.
 pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Config {
@@ -50,6 +39,8 @@ pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Co
     validate::domains(problems, &spec.domains);
     validate::dnsbl(problems, &spec.dnsbl);
     let reports = reports(problems, file, spec.reports, spec.canary.imap_timeout.get());
+    let postmaster = super::signals::postmaster(problems, file, spec.postmaster);
+    let snds = super::signals::snds(problems, file, spec.snds);
     Config {
         path: file.to_path_buf(),
         exporter: spec.exporter,
@@ -60,6 +51,8 @@ pub(super) fn config(file: &Path, spec: FileSpec, problems: &mut Problems) -> Co
         domains: spec.domains.into_iter().map(|d| domain(file, d)).collect(),
         dnsbl: spec.dnsbl,
         reports,
+        postmaster,
+        snds,
         shard: Default::default(),
     }
 }

@@ -32,6 +32,8 @@ pub struct FileSpec {
     pub dnsbl: DnsblConfig,
     #[serde(default)]
     pub reports: ReportsConfig<ReportSourceSpec>,
+    pub postmaster: Option<PostmasterConfig>,
+    pub snds: Option<SndsConfig>,
 }
 
 /// `[exporter]`
@@ -470,4 +472,78 @@ fn auto() -> String {
 }
 fn inbox() -> String {
     "INBOX".into()
+}
+
+/// `[postmaster]`: Google Postmaster Tools API v2, daily data polled on `interval`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostmasterConfig {
+    pub enabled: bool,
+    pub interval: Dur,
+    /// Each request's timeout (token exchange included).
+    pub timeout: Dur,
+    /// The API's origin; a test or a proxy may replace it.
+    pub base_url: String,
+    /// A service account's JSON key (JWT bearer grant, RFC 7523).
+    pub credentials_file: Option<PathBuf>,
+    /// Or the OAuth2 refresh-token flow of a user who has access to the domains.
+    pub oauth2: Option<OAuth2Config>,
+    /// Replaces the key file's `token_uri`.
+    pub token_url: Option<String>,
+    /// The domains to query; empty: every domain the API lists for the account.
+    pub domains: Vec<String>,
+    /// How many days back each poll asks for (the newest day with data is exported).
+    pub days: u32,
+    /// Cap on the domains exported (a label value each).
+    pub max_domains: usize,
+    /// CA certificates to trust instead of the system's (a private proxy, the tests).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for PostmasterConfig {
+    fn default() -> Self {
+        PostmasterConfig {
+            enabled: true,
+            interval: Dur::secs(3600),
+            timeout: Dur::secs(30),
+            base_url: "https://gmailpostmastertools.googleapis.com".into(),
+            credentials_file: None,
+            oauth2: None,
+            token_url: None,
+            domains: Vec::new(),
+            days: 7,
+            max_domains: 100,
+            ca_file: None,
+        }
+    }
+}
+
+/// `[snds]`: Microsoft SNDS automated data access, with the account's key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SndsConfig {
+    pub enabled: bool,
+    pub interval: Dur,
+    pub timeout: Dur,
+    /// Where `data.aspx` and `ipStatus.aspx` are.
+    pub base_url: String,
+    /// The automated data access key (a secret: it is the only credential).
+    pub key: Option<Secret>,
+    /// Cap on the IP addresses exported (a label value each).
+    pub max_ips: usize,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SndsConfig {
+    fn default() -> Self {
+        SndsConfig {
+            enabled: true,
+            interval: Dur::secs(3600),
+            timeout: Dur::secs(30),
+            base_url: "https://sendersupport.olc.protection.outlook.com/snds".into(),
+            key: None,
+            max_ips: 1024,
+            ca_file: None,
+        }
+    }
 }

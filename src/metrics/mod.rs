@@ -9,6 +9,7 @@ pub mod dns;
 pub mod family;
 pub mod http;
 pub mod reports;
+pub mod signals;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -41,6 +42,8 @@ pub struct Metrics {
     pub http: http::HttpMetrics,
     // --- DMARC aggregate and TLS-RPT reports
     pub reports: reports::ReportMetrics,
+    // --- the mailbox providers' signals (Postmaster Tools, SNDS)
+    pub signals: signals::SignalMetrics,
     /// The size of the last scrape, to allocate the next one at once.
     last_size: AtomicUsize,
 }
@@ -166,6 +169,7 @@ impl Metrics {
             dns: dns::DnsMetrics::new(&r),
             http: http::HttpMetrics::new(),
             reports: reports::ReportMetrics::register(&r),
+            signals: signals::SignalMetrics::register(&r),
             registry: r,
             last_size: AtomicUsize::new(16 * 1024),
         }

@@ -8,7 +8,7 @@
 //! for the same reason. A run stops taking new files shortly before its deadline or when
 //! shutdown begins; the rest waits for the next run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::count::Counting;
@@ -17,12 +17,10 @@ use super::error::REASONS;
 use super::imap_source::{ImapReportSource, ImapScan};
 use super::ledger::Ledger;
 use super::names::{Domains, SourceNames};
-use super::pipeline::ScanSummary;
+use super::pipeline::{SCAN_LOCK, ScanSummary};
 use super::unpack::Limits;
 use crate::config::{Config, ReportSource, UnknownDomains};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
-
-pub(super) static SCAN_LOCK: Mutex<()> = Mutex::new(());
 
 /// The scheduled report reader.
 #[derive(Clone)]

@@ -25,12 +25,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 
-use super::check::SCAN_LOCK;
 use super::count::Counting;
 use super::ledger::Ledger;
 use super::model::Report;
 use super::names::{Domains, SourceNames};
-use super::pipeline::{Origin, ScanSummary, commit, count_errors};
+use super::pipeline::{Origin, SCAN_LOCK, ScanSummary, commit, count_errors};
 use super::unpack::{self, Limits};
 use crate::config::{ReportEndpoint, SourceMapEntry, UnknownDomains};
 use crate::schedule::Context;

@@ -16,6 +16,11 @@ use super::ledger::{Ledger, LedgerError, report_key};
 use super::unpack::Found;
 use crate::state::StateDir;
 
+/// Serialises every reader of the ledger (the scheduled scans, a run that outlived its
+/// deadline, the previous configuration's check during a reload, the https source's POSTs),
+/// so the ledger is loaded, updated and saved by one at a time.
+pub static SCAN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What one scan did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ScanSummary {

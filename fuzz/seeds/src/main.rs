@@ -30,6 +30,7 @@ const TARGETS: &[&str] = &[
     "dns_misc",
     "header_values",
     "spam_headers",
+    "snds_csv",
     "spf_record",
     "tlsrpt_report",
     "tls_sniffer",
@@ -652,6 +653,15 @@ X-Gm-Spam: 1\r\n\r\n"
         rec.extend(&hello);
         for chunk in [255u8, 7, 0] {
             c.add("tls_sniffer", [&[chunk][..], &rec].concat());
+        }
+    }
+
+    // SNDS's CSV files (data, IP status), its HTML error page and an empty day.
+    for p in files(&repo.join("tests/fixtures/snds")) {
+        if p.extension().is_some_and(|e| e != "md")
+            && let Ok(data) = std::fs::read(&p)
+        {
+            c.add("snds_csv", data);
         }
     }
 
