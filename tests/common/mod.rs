@@ -30,8 +30,8 @@ pub struct Stack {
     pub env: HashMap<String, String>,
 }
 
-/// Ports one stack instance uses: `DX_PORT_BASE` .. `DX_PORT_BASE` + 14 (`scripts/stack`).
-const PORT_BLOCK: u16 = 15;
+/// Ports one stack instance uses: `DX_PORT_BASE` .. `DX_PORT_BASE` + 16 (`scripts/stack`).
+const PORT_BLOCK: u16 = 17;
 
 fn port_block_free(base: u16) -> bool {
     (0..PORT_BLOCK).all(|i| {

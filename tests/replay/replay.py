@@ -3,7 +3,7 @@
 exporter reads (Google Postmaster Tools, Microsoft SNDS) and their token endpoints: the only way
 to test them here, since a test may not reach the real services. Binds 127.0.0.1 only.
 
-Usage: replay.py ROUTES CERT KEY LOG
+Usage: replay.py ROUTES CERT KEY LOG [PORT]
   ROUTES  a JSON file, read again on every request (so a test can change the answers):
           {"METHOD /path?query": {"status": 200, "file": "/abs/body", "type": "text/csv",
            "headers": {"Retry-After": "30"}}, "METHOD /path": {...}}
@@ -11,6 +11,7 @@ Usage: replay.py ROUTES CERT KEY LOG
           value may also be a list of such answers, each with "when": a text the request body
           must contain (the first that matches answers; one without "when" always matches).
   LOG     every request is appended as one JSON line: method, path, query, headers, body.
+PORT  127.0.0.1's port to listen on (default: any free one).
 Prints "listening PORT" on stdout once it accepts connections.
 """
 import json
@@ -70,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = answer
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[5]) if len(sys.argv) > 5 else 0), Handler)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(CERT, KEY)
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
