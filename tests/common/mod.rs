@@ -614,6 +614,32 @@ pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
     );
     std::fs::write(&cfg, text).unwrap();
     let e = Exporter::start(&cfg, &[]);
+    // A TLS-RPT report POSTed to the demo's https report source, as a reporting MTA does.
+    e.wait_for("the TLS-RPT endpoint", Duration::from_secs(30), |s| {
+        s.value(
+            "deliverability_report_http_listening",
+            &[("source", "tlsrpt-https")],
+        ) == Some(1.0)
+    });
+    let report = br#"{"organization-name":"posting.example","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"tlsrpt@posting.example","report-id":"posted-demo-1","policies":[{"policy":{"policy-type":"no-policy-found","policy-domain":"dx.test"},"summary":{"total-successful-session-count":25,"total-failure-session-count":1},"failure-details":[{"result-type":"starttls-not-supported","failed-session-count":1}]}]}"#;
+    let mut curl = Command::new("curl")
+        .args(["--silent", "--fail", "--max-time", "20", "--cacert"])
+        .arg(st.get("DX_CA_FILE"))
+        .args([
+            "--header",
+            "Content-Type: application/tlsrpt+json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{}/tlsrpt",
+            st.port("DX_TLSRPT_PORT")
+        ))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    curl.stdin.take().unwrap().write_all(report).unwrap();
+    assert!(curl.wait().unwrap().success(), "the TLS-RPT report POSTed");
     e.wait_for(
         "canaries, bounces, DNS, blacklist and report results",
         Duration::from_secs(90),
@@ -628,6 +654,11 @@ pub fn demo_scenario(name: &str) -> (Stack, TempDir, Exporter) {
                 && s.sum("deliverability_dmarc_failure_reports_total", &[]) >= 1.0
                 && s.sum("deliverability_check_runs_total", &[("check", "dns")]) >= 1.0
                 && s.sum("deliverability_check_runs_total", &[("check", "dnsbl")]) >= 1.0
+                && s.value(
+                    "deliverability_postmaster_state",
+                    &[("domain", "dx.test"), ("state", "ok")],
+                ) == Some(1.0)
+                && s.value("deliverability_snds_state", &[("state", "ok")]) == Some(1.0)
         },
     );
     (st, dir, e)
