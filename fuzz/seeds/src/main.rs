@@ -29,6 +29,7 @@ const TARGETS: &[&str] = &[
     "dmarc_record",
     "dns_misc",
     "header_values",
+    "postmaster_api",
     "spam_headers",
     "snds_csv",
     "spf_record",
@@ -653,6 +654,16 @@ X-Gm-Spam: 1\r\n\r\n"
         rec.extend(&hello);
         for chunk in [255u8, 7, 0] {
             c.add("tls_sniffer", [&[chunk][..], &rec].concat());
+        }
+    }
+
+    // Postmaster Tools' answers (the fixtures written from its documentation).
+    for p in files(&repo.join("tests/fixtures/postmaster")) {
+        if p.extension().is_some_and(|e| e == "json")
+            && !p.ends_with("service-account.json")
+            && let Ok(data) = std::fs::read(&p)
+        {
+            c.add("postmaster_api", data);
         }
     }
 
