@@ -308,6 +308,19 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// A path written in the file at `file`: as it is when absolute, else relative to the directory
+/// of that file. Every path the configuration (and `--web.config.file`) resolves against itself
+/// goes through here.
+/// (`exporter.state_dir` and secrets read from `{ file = "..." }` are used as written, relative
+/// to the working directory, as they always were.)
+pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
+    match file.parent() {
+        // `join` keeps an absolute `path` as it is.
+        Some(dir) => dir.join(path),
+        None => path.to_path_buf(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,18 +379,5 @@ mod tests {
         assert!(check_name("").is_err());
         assert!(check_name("a b").unwrap_err().contains("' '"));
         assert!(check_name(&"x".repeat(65)).is_err());
-    }
-}
-
-/// A path written in the file at `file`: as it is when absolute, else relative to the directory
-/// of that file. Every path the configuration (and `--web.config.file`) resolves against itself
-/// goes through here.
-/// (`exporter.state_dir` and secrets read from `{ file = "..." }` are used as written, relative
-/// to the working directory, as they always were.)
-pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
-    match file.parent() {
-        // `join` keeps an absolute `path` as it is.
-        Some(dir) => dir.join(path),
-        None => path.to_path_buf(),
     }
 }
