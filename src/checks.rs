@@ -166,7 +166,8 @@ mod tests {
              [[seeds]]\nname = \"seed3\"\naddress = \"seed3@example.org\"\nhost = \"imap.example.org\"\npassword = \"pw\"\n\
              [[domains]]\nname = \"example.com\"\n\
              [dnsbl]\nlists = [\"spamcop\"]\nips = [\"192.0.2.1\"]\n\
-             [[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{reports}\"\n",
+             [[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{reports}\"\n\
+             [snds]\nkey = \"k-1\"\n",
             state = d.join("state").display(),
             reports = d.join("reports").display(),
         );
@@ -183,7 +184,7 @@ mod tests {
     async fn shard_0_schedules_every_check_and_the_others_only_canaries() {
         let (whole, state, dir) = everything("shards");
         let boards = Boards::new(&state);
-        let all = ["canary", "reports", "dns", "dnsbl"];
+        let all = ["canary", "reports", "snds", "dns", "dnsbl"];
         let whole = Arc::new(whole);
         assert_eq!(names(&build(&whole, None, Mode::Serve, &boards)), all);
         assert_eq!(state_files(&whole), STATE_FILES);
