@@ -71,6 +71,8 @@ pub struct Boards {
     pub routes: Arc<RouteBoard>,
     pub domains: Arc<crate::status::DomainBoard>,
     pub reports: Arc<crate::status::ReportBoard>,
+    /// What Gmail and Outlook.com say (Postmaster Tools, SNDS).
+    pub signals: Arc<crate::status::SignalBoard>,
     pub canaries: Arc<Tracker>,
 }
 
@@ -81,6 +83,7 @@ impl Boards {
             routes: Default::default(),
             domains: Default::default(),
             reports: Default::default(),
+            signals: Default::default(),
             canaries: Arc::new(Tracker::load(state.clone())),
         }
     }
@@ -91,6 +94,7 @@ impl Boards {
             self.routes.clone(),
             self.domains.clone(),
             self.reports.clone(),
+            self.signals.clone(),
         ]
     }
 }
@@ -132,12 +136,16 @@ pub fn build(
     {
         checks.push(Arc::new(crate::postmaster::check::PostmasterCheck::new(
             c.clone(),
+            boards.signals.clone(),
         )));
     }
     if wanted(Kind::Snds)
         && let Some(c) = config.snds.as_ref().filter(|c| c.enabled)
     {
-        checks.push(Arc::new(crate::snds::check::SndsCheck::new(c.clone())));
+        checks.push(Arc::new(crate::snds::check::SndsCheck::new(
+            c.clone(),
+            boards.signals.clone(),
+        )));
     }
     checks.extend(crate::dns::check::build(
         config,

@@ -1,6 +1,7 @@
-//! What the landing page shows of the DNS, blacklist and report checks: each domain's record
-//! checks with their last finding, the current listings and blacklist errors, and the most
-//! recent reports read. The checks write here; the page reads. Everything shown that came from
+//! What the landing page shows of the DNS, blacklist, report and mailbox-provider checks: each
+//! domain's record checks with their last finding, the current listings and blacklist errors,
+//! the most recent reports read, and what Gmail (Postmaster Tools) and Outlook.com (SNDS) say of
+//! each domain and sending IP. The checks write here; the page reads. Everything shown that came from
 //! outside (reporter names, report ids) is escaped by the page and bounded here.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -197,6 +198,89 @@ impl StatusSection for ReportBoard {
     }
 }
 
+/// One line of the mailbox providers' signals: when it was polled, the poll's state, whether
+/// it needs attention, and what the provider says (numbers and closed names only).
+#[derive(Debug, Clone)]
+pub struct SignalLine {
+    pub at: f64,
+    pub state: &'static str,
+    pub bad: bool,
+    pub says: String,
+}
+
+/// The last poll of each Postmaster Tools domain and the notable SNDS IPs.
+#[derive(Default)]
+pub struct SignalBoard {
+    /// ("Gmail" or "Outlook.com", domain or IP) → line.
+    lines: Mutex<BTreeMap<(&'static str, String), SignalLine>>,
+    /// Outlook.com IPs with nothing to say (green, no traps, not blocked), not listed one by one.
+    quiet: Mutex<usize>,
+}
+
+impl SignalBoard {
+    /// Lines kept for one source; past it the rest are counted as quiet.
+    pub const KEEP: usize = 50;
+
+    /// Replaces every line of `source` (`Gmail` or `Outlook.com`) with `lines`; `quiet` is how
+    /// many subjects had nothing to say (shown as a count).
+    pub fn set(&self, source: &'static str, lines: Vec<(String, SignalLine)>, quiet: usize) {
+        let mut all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(s, _), _| *s != source);
+        let extra = lines.len().saturating_sub(Self::KEEP);
+        for (subject, mut line) in lines.into_iter().take(Self::KEEP) {
+            line.says = clip(&line.says, 300);
+            all.insert((source, clip(&subject, 255)), line);
+        }
+        if source == "Outlook.com" {
+            *self.quiet.lock().unwrap_or_else(|e| e.into_inner()) = quiet + extra;
+        }
+    }
+
+    /// Marks every line of `source` with a failed poll's state (the last data stays shown).
+    pub fn failed(&self, source: &'static str, at: f64, state: &'static str) {
+        let mut all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        for ((s, _), line) in all.iter_mut() {
+            if *s == source {
+                line.at = at;
+                line.state = state;
+                line.bad = true;
+            }
+        }
+    }
+}
+
+impl StatusSection for SignalBoard {
+    fn html(&self) -> String {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let quiet = *self.quiet.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.is_empty() && quiet == 0 {
+            return String::new();
+        }
+        let mut h = String::from(
+            "<h2>Mailbox providers</h2>\n<table id=\"signals\"><tr><th>Provider</th><th>Domain or IP</th><th>Polled</th><th>State</th><th>What it says</th></tr>\n",
+        );
+        for ((source, subject), l) in &lines {
+            let _ = writeln!(
+                h,
+                "<tr class=\"{}\"><td>{source}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if l.bad { "bad" } else { "ok" },
+                esc(subject),
+                when(l.at),
+                l.state,
+                esc(&l.says)
+            );
+        }
+        if quiet > 0 {
+            let _ = writeln!(
+                h,
+                "<tr class=\"ok\"><td>Outlook.com</td><td colspan=\"4\">{quiet} more IPs: green, no trap hits, not blocked</td></tr>"
+            );
+        }
+        h.push_str("</table>\n");
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +325,39 @@ mod tests {
             "{h}"
         );
         assert!(!h.contains(&"x".repeat(101)));
+    }
+
+    #[test]
+    fn the_signal_board_keeps_the_last_data_and_bounds_the_lines() {
+        let b = SignalBoard::default();
+        assert_eq!(b.html(), "");
+        let line = |bad: bool, says: &str| SignalLine {
+            at: 1.0,
+            state: "ok",
+            bad,
+            says: says.into(),
+        };
+        b.set(
+            "Gmail",
+            vec![("example.com".into(), line(true, "spam rate 0.42% <high>"))],
+            0,
+        );
+        let ips: Vec<(String, SignalLine)> = (0..60)
+            .map(|i| (format!("192.0.2.{i}"), line(true, "red")))
+            .collect();
+        b.set("Outlook.com", ips, 7);
+        let h = b.html();
+        assert!(h.contains("spam rate 0.42% &lt;high&gt;"), "{h}");
+        assert_eq!(
+            h.matches("<td>Outlook.com</td><td>192.0.2.").count(),
+            SignalBoard::KEEP
+        );
+        assert!(h.contains("17 more IPs"), "{h}");
+        b.failed("Gmail", 2.0, "denied");
+        let h = b.html();
+        assert!(
+            h.contains("<td>example.com</td>") && h.contains("<td>denied</td><td>spam rate"),
+            "the last data stays, with the state: {h}"
+        );
     }
 }

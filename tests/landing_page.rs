@@ -84,6 +84,21 @@ fn the_landing_page_renders_the_routes_domains_and_reports() {
         dom.contains("<table id=\"reports\">") && dom.contains("<td>receiver.example</td>"),
         "{dom}"
     );
+    // The TLS-RPT report POSTed over HTTPS is among the recent reports.
+    assert!(dom.contains("<td>posting.example</td>"), "{dom}");
+    // What Gmail and Outlook.com say (the stack's replay of Postmaster Tools and SNDS).
+    assert!(dom.contains("<table id=\"signals\">"), "{dom}");
+    assert!(
+        dom.contains("<td>Gmail</td><td>dx.test</td>")
+            && dom.contains("spam rate 0.21%")
+            && dom.contains("needs work: dmarc_alignment"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<td>Outlook.com</td><td>198.51.100.7</td>")
+            && dom.contains("red, complaints up to 1.2%, 57 trap hits"),
+        "{dom}"
+    );
     assert!(dom.contains("Recent check runs"), "{dom}");
     // And it draws: a screenshot of the page (kept in target/ for a look), in which every
     // sparkline's box is found and holds its line or its red marks.

@@ -11,6 +11,7 @@
 //! No state zeroes a value: the gauges keep the last day with data.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::{
@@ -22,6 +23,7 @@ use crate::http_client::{self, Target};
 use crate::metrics::signals::SignalMetrics;
 use crate::oauth2::{OAuthError, TokenSource, jwt};
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
+use crate::status::{SignalBoard, SignalLine};
 
 /// Why a call gave nothing.
 #[derive(Debug)]
@@ -61,13 +63,14 @@ impl std::fmt::Display for CallError {
 
 pub struct PostmasterCheck {
     cfg: PostmasterConfig,
+    board: Arc<SignalBoard>,
     /// `Err`: the key file could not be read (said on every run, so a fixed file is picked up
     /// by the next reload).
     tokens: Result<TokenSource, String>,
 }
 
 impl PostmasterCheck {
-    pub fn new(cfg: PostmasterConfig) -> PostmasterCheck {
+    pub fn new(cfg: PostmasterConfig, board: Arc<SignalBoard>) -> PostmasterCheck {
         // Listing domains needs the wider scope; statistics and compliance only the read-only one.
         let scope = if cfg.domains.is_empty() {
             format!("{} {}", api::SCOPE_TRAFFIC, api::SCOPE_DOMAINS)
@@ -96,7 +99,7 @@ impl PostmasterCheck {
             }
             (None, None) => Err("no credentials".into()),
         };
-        PostmasterCheck { cfg, tokens }
+        PostmasterCheck { cfg, board, tokens }
     }
 
     fn timeout(&self) -> Duration {
@@ -204,14 +207,14 @@ impl PostmasterCheck {
         Ok(all)
     }
 
-    /// Queries and exports one domain; its label sets go into `kept`. `Ok(false)`: no data.
+    /// Queries and exports one domain; its label sets go into `kept`.
     async fn domain(
         &self,
         m: &SignalMetrics,
         domain: &str,
         today: Date,
         kept: &mut Kept,
-    ) -> Result<bool, CallError> {
+    ) -> Result<Polled, CallError> {
         let end = Date::from_days(today.days() - 1);
         let start = Date::from_days(today.days() - i64::from(self.cfg.days));
         let bad = |e: api::BadRequest| CallError::Http(e.to_string());
@@ -244,6 +247,14 @@ impl PostmasterCheck {
             });
             record_day(m, domain, *day, stats, fbl, kept);
         }
+        let mut polled = Polled {
+            has_data: newest.is_some(),
+            says: newest.as_ref().map(|(day, d)| day_summary(*day, d)),
+            bad: newest
+                .as_ref()
+                .and_then(|(_, d)| d.spam_rate())
+                .is_some_and(|r| r >= 0.001),
+        };
         let body = self
             .call(&api::compliance_status(domain).map_err(bad)?)
             .await?;
@@ -264,6 +275,19 @@ impl PostmasterCheck {
                     rows.push((name.to_string(), v.state));
                 }
             }
+            let unmet: Vec<&str> = rows
+                .iter()
+                .filter(|(_, s)| *s == ComplianceState::NeedsWork)
+                .map(|(r, _)| r.as_str())
+                .collect();
+            if !unmet.is_empty() {
+                polled.bad = true;
+                let text = format!("needs work: {}", unmet.join(", "));
+                polled.says = Some(match polled.says.take() {
+                    Some(s) => format!("{s}; {text}"),
+                    None => text,
+                });
+            }
             for (req, state) in rows {
                 let met = match state {
                     ComplianceState::Compliant => 1,
@@ -274,8 +298,37 @@ impl PostmasterCheck {
                 kept.requirements.insert(vec![domain.to_string(), req]);
             }
         }
-        Ok(newest.is_some())
+        Ok(polled)
     }
+}
+
+/// What one domain's poll gave, for the state and the landing page.
+struct Polled {
+    has_data: bool,
+    says: Option<String>,
+    /// Needs attention: a spam rate from 0.1%, a requirement needing work.
+    bad: bool,
+}
+
+/// One line of what Gmail says of a day.
+fn day_summary(day: Date, d: &DayStats) -> String {
+    let pct = |r: f64| format!("{:.2}%", r * 100.0);
+    let mut parts = vec![day.to_string()];
+    if let Some(r) = d.spam_rate() {
+        parts.push(format!("spam rate {}", pct(r)));
+    }
+    for t in AuthType::ALL {
+        if let Some(r) = d.auth_success_rate(t) {
+            parts.push(format!("{} {}", t.as_str().to_uppercase(), pct(r)));
+        }
+    }
+    if let Some(r) = d.tls_rate(Direction::Inbound) {
+        parts.push(format!("TLS {}", pct(r)));
+    }
+    if let Some(r) = d.rate(&Metric::DeliveryErrorRate(ErrorFilter::All)) {
+        parts.push(format!("delivery errors {}", pct(r)));
+    }
+    parts.join(", ")
 }
 
 /// The label sets a run set, per group of families with the same labels.
@@ -349,6 +402,15 @@ fn record_day(
     }
 }
 
+fn line(at: f64, state: &'static str, bad: bool, says: String) -> SignalLine {
+    SignalLine {
+        at,
+        state,
+        bad,
+        says,
+    }
+}
+
 impl Check for PostmasterCheck {
     fn name(&self) -> &'static str {
         "postmaster"
@@ -362,6 +424,7 @@ impl Check for PostmasterCheck {
         Box::pin(async move {
             let m = &ctx.metrics.signals;
             let domains = self.domains().await.map_err(|e| {
+                self.board.failed("Gmail", ctx.clock.unix(), e.state());
                 for d in &self.cfg.domains {
                     SignalMetrics::set_state(&m.pm_state, &[d], e.state());
                 }
@@ -371,17 +434,28 @@ impl Check for PostmasterCheck {
             let mut kept = Kept::default();
             let mut failures = Vec::new();
             let (mut with_data, mut stopped) = (0, false);
+            let at = ctx.clock.unix();
+            let mut lines = Vec::new();
             for domain in &domains {
                 if stopped || ctx.shutdown.is_cancelled() {
                     break;
                 }
                 let state = match self.domain(m, domain, today, &mut kept).await {
-                    Ok(true) => {
-                        with_data += 1;
-                        "ok"
+                    Ok(p) => {
+                        let state = if p.has_data {
+                            with_data += 1;
+                            "ok"
+                        } else {
+                            "no_data"
+                        };
+                        let says = p.says.unwrap_or_else(|| {
+                            "no data in the last days (too little mail to Gmail)".into()
+                        });
+                        lines.push((domain.clone(), line(at, state, p.bad, says)));
+                        state
                     }
-                    Ok(false) => "no_data",
                     Err(e) => {
+                        lines.push((domain.clone(), line(at, e.state(), true, e.to_string())));
                         tracing::warn!(domain = %domain, state = e.state(), error = %e, "Postmaster Tools");
                         failures.push(format!("{domain}: {e}"));
                         stopped = e.state() == "rate_limited";
@@ -397,6 +471,7 @@ impl Check for PostmasterCheck {
                 })
                 .collect();
             m.keep_only("pm_state", &[&m.pm_state], states);
+            self.board.set("Gmail", lines, 0);
             // Label sets of domains no longer queried go; those of a failed domain stay.
             if failures.is_empty() {
                 m.keep_only(

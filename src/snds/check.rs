@@ -8,6 +8,7 @@
 //! never in a log line, an error or a label.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::parse::{self, DataRow, IpStatusRange, SndsError};
@@ -15,6 +16,62 @@ use crate::config::SndsConfig;
 use crate::http_client::{self, HttpError, Target};
 use crate::metrics::signals::SignalMetrics;
 use crate::schedule::{BoxFuture, Check, CheckError, Context};
+use crate::status::{SignalBoard, SignalLine};
+
+/// The landing page's lines: the IPs with something to say (not green, trap hits, blocked),
+/// and how many had nothing.
+fn board_lines(
+    at: f64,
+    rows: &[DataRow],
+    ranges: &[IpStatusRange],
+) -> (Vec<(String, SignalLine)>, usize) {
+    let mut says: BTreeMap<std::net::Ipv4Addr, Vec<String>> = BTreeMap::new();
+    let mut quiet = 0;
+    for r in rows {
+        let mut parts = Vec::new();
+        if r.filter.as_str() != "green" {
+            parts.push(r.filter.as_str().to_string());
+        }
+        if let Some(c) = r.complaint.filter(|c| c.fraction > 0.001) {
+            parts.push(format!("complaints up to {:.1}%", c.fraction * 100.0));
+        }
+        if r.trap_hits > 0 {
+            parts.push(format!("{} trap hits", r.trap_hits));
+        }
+        if parts.is_empty() {
+            quiet += 1;
+        } else {
+            parts.push(format!("{} recipients", r.message_recipients));
+            says.entry(r.ip).or_default().extend(parts);
+        }
+    }
+    for range in ranges.iter().filter(|r| r.blocked) {
+        let text = format!("blocked ({})", range.reason.as_str());
+        if range.first == range.last {
+            says.entry(range.first).or_default().push(text);
+        } else {
+            let key = range.first;
+            says.entry(key)
+                .or_default()
+                .push(format!("{text} with the range up to {}", range.last));
+        }
+    }
+    let lines = says
+        .into_iter()
+        .map(|(ip, parts)| {
+            (
+                ip.to_string(),
+                SignalLine {
+                    at,
+                    state: "ok",
+                    bad: true,
+                    says: parts.join(", "),
+                },
+            )
+        })
+        .collect();
+    (lines, quiet)
+}
 
 /// Why a file was not read, as a state and a line for the log.
 #[derive(Debug)]
@@ -25,11 +82,12 @@ struct Failure {
 
 pub struct SndsCheck {
     cfg: SndsConfig,
+    board: Arc<SignalBoard>,
 }
 
 impl SndsCheck {
-    pub fn new(cfg: SndsConfig) -> SndsCheck {
-        SndsCheck { cfg }
+    pub fn new(cfg: SndsConfig, board: Arc<SignalBoard>) -> SndsCheck {
+        SndsCheck { cfg, board }
     }
 
     /// GETs `file` (`data.aspx` or `ipStatus.aspx`) with the key; the body as text.
@@ -238,6 +296,15 @@ impl Check for SndsCheck {
                 _ => "ok",
             };
             SignalMetrics::set_state(&m.snds_state, &[], state);
+            let at = ctx.clock.unix();
+            match (&data, &status) {
+                (Ok(d), Ok(ranges)) if !d.rows.is_empty() => {
+                    let (lines, quiet) = board_lines(at, &d.rows, ranges);
+                    self.board.set("Outlook.com", lines, quiet);
+                }
+                (Ok(_), Ok(_)) => {}
+                _ => self.board.failed("Outlook.com", at, state),
+            }
             let errors: Vec<&str> = [&data.as_ref().err(), &status.as_ref().err()]
                 .into_iter()
                 .flatten()
