@@ -201,6 +201,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
             // Stop first: two schedules must not watch the same seeds or send twice.
             scheduler.stop(grace).await;
             ctx.metrics.reset_checks();
+            checks::forget_removed(&ctx.metrics, new);
             scheduler = start(new);
         }
         if let Some(reply) = reply {

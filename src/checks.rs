@@ -156,6 +156,18 @@ pub fn build(
     checks
 }
 
+/// After a reload, drops the series of the mailbox providers' checks `config` no longer runs
+/// (their gauges hold the last data, which would otherwise stay, and alert, forever).
+pub fn forget_removed(metrics: &crate::metrics::Metrics, config: &Config) {
+    let shared = config.shard.runs_shared_checks();
+    if !shared || !config.postmaster.as_ref().is_some_and(|c| c.enabled) {
+        metrics.signals.reset_postmaster();
+    }
+    if !shared || !config.snds.as_ref().is_some_and(|c| c.enabled) {
+        metrics.signals.reset_snds();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,12 +96,14 @@ impl TokenSource {
     pub async fn token(&self, timeout: Duration) -> Result<Secret, OAuthError> {
         let mut cache = self.cache.lock().await;
         if let Some((t, until)) = cache.as_ref()
-            && Instant::now() + EARLY < *until
+            && Instant::now() < *until
         {
             return Ok(t.clone());
         }
         let (token, lifetime) = self.refresh(timeout).await?;
-        *cache = Some((token.clone(), Instant::now() + lifetime));
+        // Used until EARLY before it expires, or half its lifetime for a short-lived one.
+        let usable = lifetime.saturating_sub(EARLY.min(lifetime / 2));
+        *cache = Some((token.clone(), Instant::now() + usable));
         Ok(token)
     }
 

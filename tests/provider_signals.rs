@@ -175,13 +175,14 @@ fn tls_reports_posted_over_https_are_counted_once_with_the_mailed_ones() {
     let (ca, chain, key) = tls_files(dir.path());
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let port = free_port();
+    let (port, plain) = (free_port(), free_port());
     let cfg = dir.path().join("dx.toml");
     std::fs::write(
         &cfg,
         format!(
             "[exporter]\nstate_dir = \"{state}\"\n\n{NO_DNS}[[domains]]\nname = \"dx.test\"\nmta_sts = false\n\n\
-             [reports]\ninterval = \"1s\"\nmax_decompressed_bytes = 200000\n\n\
+             [reports]\ninterval = \"1s\"\nmax_decompressed_bytes = 200000\nunknown_domains = \"ignore\"\n\n\
+             [[reports.sources]]\nname = \"tlsrpt-plain\"\nkind = \"https\"\nlisten_address = \"127.0.0.1:{plain}\"\n\n\
              [[reports.sources]]\nname = \"dir\"\nkind = \"dir\"\npath = \"{inbox}\"\n\n\
              [[reports.sources]]\nname = \"tlsrpt-https\"\nkind = \"https\"\nlisten_address = \"127.0.0.1:{port}\"\n\
              url_path = \"/tlsrpt\"\ntls_cert_file = \"{chain}\"\ntls_key_file = \"{key}\"\nmax_body_bytes = 4096\n",
@@ -318,6 +319,62 @@ fn tls_reports_posted_over_https_are_counted_once_with_the_mailed_ones() {
         ) >= 1.0,
         "the unreadable report is counted as a report error of its source"
     );
+    // A report for a domain that is not configured (unknown_domains = "ignore"): not recorded.
+    let (code, body) = curl(
+        &url,
+        &ca,
+        "application/tlsrpt+json",
+        tlsrpt("elsewhere-1")
+            .replace("dx.test", "elsewhere.example")
+            .as_bytes(),
+        &[],
+    );
+    assert_eq!(
+        (code, body.trim()),
+        (200, "ignored: not a configured domain")
+    );
+    assert_eq!(sessions(&e, "successful"), 120.0);
+
+    // Faults a real client does not make (a hand-written peer, on the plain source): a body
+    // that never comes is answered 408 after 10 s; a ninth connection from one address is
+    // closed at once while eight are open.
+    let raw = |head: &str| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", plain)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.write_all(head.as_bytes()).unwrap();
+        c
+    };
+    let answer = |mut c: std::net::TcpStream| {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut c, &mut text);
+        text
+    };
+    let slow = raw(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/tlsrpt+json\r\nContent-Length: 100\r\n\r\n{",
+    );
+    let idle: Vec<_> = (0..7).map(|_| raw("")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let ninth = raw(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/tlsrpt+json\r\nContent-Length: 1\r\n\r\n{",
+    );
+    assert_eq!(answer(ninth), "", "closed without an answer");
+    assert!(
+        answer(slow).starts_with("HTTP/1.1 408"),
+        "a body that never came"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = raw(&format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/tlsrpt+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        tlsrpt("plain-4").len(),
+        tlsrpt("plain-4")
+    ));
+    let text = answer(ok);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("counted\n"),
+        "{text}"
+    );
+
     // A client that does not trust the certificate gets nothing.
     let out = Command::new("curl")
         .args(["--silent", "--max-time", "10", "--data-binary", "x", &url])
@@ -351,6 +408,19 @@ fn tls_reports_posted_over_https_are_counted_once_with_the_mailed_ones() {
         0.0,
         "nothing counted after the restart"
     );
+
+    // A reload that removes the https sources leaves no listener series behind.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let without = text
+        .split("[[reports.sources]]")
+        .filter(|part| !part.contains("kind = \"https\""))
+        .collect::<Vec<_>>()
+        .join("[[reports.sources]]");
+    std::fs::write(&cfg, without).unwrap();
+    e.signal("HUP");
+    e.wait_for("no listener series", Duration::from_secs(30), |s| {
+        s.samples("deliverability_report_http_listening").is_empty()
+    });
 }
 
 /// The replay server (tests/replay/replay.py): answers from a routes file the test rewrites.
@@ -616,12 +686,8 @@ fn stats_body(rows: &[(usize, (i64, u32, u32), serde_json::Value)]) -> String {
     serde_json::json!({ "domainStats": rows }).to_string()
 }
 
-/// The civil date `days_ago` days before now (UTC).
-fn day(days_ago: i64) -> (i64, u32, u32) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+/// The civil date `days_ago` days before `now` (Unix seconds, UTC).
+fn day(now: i64, days_ago: i64) -> (i64, u32, u32) {
     let z = now / 86_400 - days_ago + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -653,7 +719,12 @@ fn postmaster_tools_per_domain_with_a_service_account() {
         p
     };
     let d = |v: f64| serde_json::json!({ "doubleValue": v });
-    let (yesterday, older) = (day(1), day(3));
+    // One clock reading for every date of the test (one that crosses 00:00 UTC fails, rarely).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (yesterday, older) = (day(now, 1), day(now, 3));
     let stats = file(
         "stats.json",
         stats_body(&[
@@ -717,6 +788,7 @@ fn postmaster_tools_per_domain_with_a_service_account() {
     e.wait_for("every domain polled", Duration::from_secs(30), |s| {
         s.value(pm, &[("domain", "example.com"), ("state", "ok")]) == Some(1.0)
             && s.value(pm, &[("domain", "example.net"), ("state", "denied")]) == Some(1.0)
+            && s.value(pm, &[("domain", "mail.example.com"), ("state", "no_data")]) == Some(1.0)
     });
     assert!(
         one_hot(&e, pm, &[("domain", "mail.example.com")], "no_data"),
@@ -776,10 +848,6 @@ fn postmaster_tools_per_domain_with_a_service_account() {
         "the highest identifier's"
     );
     let (y, m, dd) = yesterday;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let midnight = ((now / 86_400 - 1) * 86_400) as f64;
     assert_eq!(
         v("deliverability_postmaster_data_day_timestamp_seconds", &ex),
@@ -889,12 +957,28 @@ fn postmaster_tools_per_domain_with_a_service_account() {
         e.scrape().value("deliverability_postmaster_spam_rate", &ex),
         Some(0.0042)
     );
+    // No credential in the log or the metrics: not the access token, not the signed assertion
+    // (a bearer credential for an hour), not a line of the private key.
     let log = e.log_text();
-    assert!(
-        !log.contains("pm-access-1") && !log.contains("PRIVATE KEY"),
-        "no token or key in the log"
-    );
-    assert!(!e.scrape().0.contains("pm-access-1"));
+    let scrape = e.scrape().0;
+    let key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx("service-account.json")).unwrap())
+            .unwrap();
+    let key_line = key["private_key"].as_str().unwrap().lines().nth(5).unwrap();
+    assert!(key_line.len() > 40, "{key_line}");
+    let assertion = form["assertion"].as_str();
+    for secret in [
+        "pm-access-1",
+        key_line,
+        assertion,
+        &assertion[assertion.len() - 60..],
+    ] {
+        assert!(!log.contains(secret), "a credential in the log: {secret}");
+        assert!(
+            !scrape.contains(secret),
+            "a credential in the metrics: {secret}"
+        );
+    }
 }
 
 fn form_urlencoded_pairs(body: &str) -> std::collections::HashMap<String, String> {

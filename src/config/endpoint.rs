@@ -46,8 +46,12 @@ pub(super) fn misplaced(problems: &mut Problems, i: usize, s: &ReportSourceSpec)
         ("path", s.path.is_some()),
         ("host", s.host.is_some()),
         ("port", s.port.is_some()),
+        ("tls", s.tls.is_some()),
         ("username", s.username.is_some()),
         ("password", s.password.is_some()),
+        ("ca_file", s.ca_file.is_some()),
+        ("processed_folder", s.processed_folder.is_some()),
+        ("error_folder", s.error_folder.is_some()),
     ];
     if s.kind == SourceKind::Https {
         for (f, set) in other_fields {

@@ -372,6 +372,7 @@ fn reports(
         ledger_retention,
     } = r;
     let mut names = HashSet::new();
+    let mut listen = HashSet::new();
     let sources = sources
         .into_iter()
         .enumerate()
@@ -380,6 +381,17 @@ fn reports(
                 problems.add(
                     format!("reports.sources[{i}].name"),
                     format!("duplicate source name {:?}", s.name.0),
+                );
+            }
+            if let Some(a) = s
+                .listen_address
+                .as_ref()
+                .filter(|_| s.kind == SourceKind::Https)
+                && !listen.insert(a.clone())
+            {
+                problems.add(
+                    format!("reports.sources[{i}].listen_address"),
+                    format!("{a:?} is already the address of another https source"),
                 );
             }
             report_source(problems, file, i, s, imap_timeout)

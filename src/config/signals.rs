@@ -73,8 +73,9 @@ pub(super) fn postmaster(
     {
         problems.add("postmaster.token_url", e);
     }
-    if !(1..=120).contains(&c.days) {
-        problems.add("postmaster.days", "expected 1 to 120 days");
+    // One domainStats:query covers at most 62 days (src/postmaster/api.rs MAX_DAYS).
+    if !(1..=62).contains(&c.days) {
+        problems.add("postmaster.days", "expected 1 to 62 days");
     }
     for (i, d) in c.domains.iter_mut().enumerate() {
         *d = d.trim_end_matches('.').to_ascii_lowercase();

@@ -166,22 +166,87 @@ impl SignalMetrics {
         }
     }
 
-    /// Remembers that `family` now holds exactly `sets` (label values, in order) and removes
-    /// the label sets of the previous call that are not among them.
+    /// Remembers that `family` now holds `sets` (label values, in order) and removes the label
+    /// sets of the previous call that are not among them, except those `carry` keeps (a
+    /// domain whose poll failed or had no data keeps its last values).
     pub fn keep_only(
         &self,
         family: &'static str,
         vecs: &[&dyn Remove],
-        sets: HashSet<Vec<String>>,
+        mut sets: HashSet<Vec<String>>,
+        carry: &dyn Fn(&[String]) -> bool,
     ) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let old = kept.insert(family, sets.clone()).unwrap_or_default();
-        for gone in old.difference(&sets) {
+        let old = kept.remove(family).unwrap_or_default();
+        for gone in old {
+            if sets.contains(&gone) {
+                continue;
+            }
+            if carry(&gone) {
+                sets.insert(gone);
+                continue;
+            }
             let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
             for v in vecs {
                 v.remove(&labels);
             }
         }
+        kept.insert(family, sets);
+    }
+
+    /// The distinct first label values `family` holds (the domains of a postmaster family).
+    pub fn subjects(&self, family: &'static str) -> Vec<String> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = kept
+            .get(family)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.first().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Drops every Postmaster Tools series (the section was removed from the configuration).
+    pub fn reset_postmaster(&self) {
+        self.pm_state.reset();
+        for v in [
+            &self.pm_spam_rate,
+            &self.pm_auth_rate,
+            &self.pm_tls_rate,
+            &self.pm_delivery_error_rate,
+            &self.pm_feedback_loop_spam_rate,
+            &self.pm_data_day,
+        ] {
+            v.reset();
+        }
+        self.pm_requirement.reset();
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|f, _| !f.starts_with("pm_"));
+    }
+
+    /// Drops every SNDS series (the section was removed from the configuration).
+    pub fn reset_snds(&self) {
+        for v in [&self.snds_state, &self.snds_filter, &self.snds_blocked] {
+            v.reset();
+        }
+        for v in [
+            &self.snds_complaint_rate,
+            &self.snds_trap_hits,
+            &self.snds_rcpt,
+            &self.snds_data,
+            &self.snds_recipients,
+            &self.snds_data_day,
+        ] {
+            v.reset();
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|f, _| !f.starts_with("snds_"));
     }
 }
 
@@ -199,5 +264,55 @@ impl Remove for GaugeVec {
 impl Remove for IntGaugeVec {
     fn remove(&self, labels: &[&str]) {
         let _ = self.remove_label_values(labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::core::Collector;
+
+    #[test]
+    fn keep_only_drops_what_is_gone_unless_carried() {
+        let m = SignalMetrics::register(&Registry::new());
+        let set = |labels: &[&[&str]]| -> HashSet<Vec<String>> {
+            labels
+                .iter()
+                .map(|l| l.iter().map(|s| s.to_string()).collect())
+                .collect()
+        };
+        for d in ["a.example", "b.example", "c.example"] {
+            m.pm_spam_rate.with_label_values(&[d]).set(0.001);
+        }
+        let none = |_: &[String]| false;
+        m.keep_only(
+            "pm_spam",
+            &[&m.pm_spam_rate],
+            set(&[&["a.example"], &["b.example"], &["c.example"]]),
+            &none,
+        );
+        // b failed (carried), c is gone: c's series goes, b's stays.
+        let carry = |l: &[String]| l[0] == "b.example";
+        m.keep_only(
+            "pm_spam",
+            &[&m.pm_spam_rate],
+            set(&[&["a.example"]]),
+            &carry,
+        );
+        let left: Vec<String> = m
+            .pm_spam_rate
+            .collect()
+            .iter()
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|x| x.get_label()[0].value().to_string())
+            })
+            .collect();
+        assert_eq!(left, ["a.example", "b.example"]);
+        assert_eq!(m.subjects("pm_spam"), ["a.example", "b.example"]);
+        m.reset_postmaster();
+        assert!(m.subjects("pm_spam").is_empty());
+        assert!(m.pm_spam_rate.collect()[0].get_metric().is_empty());
     }
 }

@@ -331,10 +331,12 @@ fn day_summary(day: Date, d: &DayStats) -> String {
     parts.join(", ")
 }
 
-/// The label sets a run set, per group of families with the same labels.
+/// The label sets a run set, per family (or group of families with the same labels).
 #[derive(Default)]
 struct Kept {
-    domain: HashSet<Vec<String>>,
+    spam: HashSet<Vec<String>>,
+    tls: HashSet<Vec<String>>,
+    day: HashSet<Vec<String>>,
     auth: HashSet<Vec<String>>,
     errors: HashSet<Vec<String>>,
     fbl: HashSet<Vec<String>>,
@@ -351,15 +353,19 @@ fn record_day(
     kept: &mut Kept,
 ) {
     let l = [domain];
-    kept.domain.insert(vec![domain.to_string()]);
+    let this = || vec![domain.to_string()];
+    kept.day.insert(this());
     m.pm_data_day
         .with_label_values(&l)
         .set(day.days() as f64 * 86_400.0);
+    // A rate the newest day does not carry is dropped (not left from an older day).
     if let Some(r) = d.spam_rate() {
         m.pm_spam_rate.with_label_values(&l).set(r);
+        kept.spam.insert(this());
     }
     if let Some(r) = d.tls_rate(Direction::Inbound) {
         m.pm_tls_rate.with_label_values(&l).set(r);
+        kept.tls.insert(this());
     }
     if let Some(r) = fbl {
         m.pm_feedback_loop_spam_rate.with_label_values(&l).set(r);
@@ -425,7 +431,12 @@ impl Check for PostmasterCheck {
             let m = &ctx.metrics.signals;
             let domains = self.domains().await.map_err(|e| {
                 self.board.failed("Gmail", ctx.clock.unix(), e.state());
-                for d in &self.cfg.domains {
+                // Listing failed: the state of the domains last listed (none yet: "all").
+                let mut subjects = m.subjects("pm_state");
+                if subjects.is_empty() {
+                    subjects.push("all".into());
+                }
+                for d in &subjects {
                     SignalMetrics::set_state(&m.pm_state, &[d], e.state());
                 }
                 CheckError(format!("cannot list the domains: {e}"))
@@ -436,6 +447,8 @@ impl Check for PostmasterCheck {
             let (mut with_data, mut stopped) = (0, false);
             let at = ctx.clock.unix();
             let mut lines = Vec::new();
+            // Domains whose values stay as they were: failed, without data, or not polled.
+            let mut carried: HashSet<String> = domains.iter().cloned().collect();
             for domain in &domains {
                 if stopped || ctx.shutdown.is_cancelled() {
                     break;
@@ -444,6 +457,7 @@ impl Check for PostmasterCheck {
                     Ok(p) => {
                         let state = if p.has_data {
                             with_data += 1;
+                            carried.remove(domain);
                             "ok"
                         } else {
                             "no_data"
@@ -458,7 +472,8 @@ impl Check for PostmasterCheck {
                         lines.push((domain.clone(), line(at, e.state(), true, e.to_string())));
                         tracing::warn!(domain = %domain, state = e.state(), error = %e, "Postmaster Tools");
                         failures.push(format!("{domain}: {e}"));
-                        stopped = e.state() == "rate_limited";
+                        // A rate limit or a token that cannot be had holds for every domain.
+                        stopped = e.state() == "rate_limited" || matches!(e, CallError::Token(_));
                         e.state()
                     }
                 };
@@ -470,20 +485,41 @@ impl Check for PostmasterCheck {
                     crate::metrics::signals::STATES.map(|s| vec![d.clone(), s.to_string()])
                 })
                 .collect();
-            m.keep_only("pm_state", &[&m.pm_state], states);
+            m.keep_only("pm_state", &[&m.pm_state], states, &|_| false);
+            // Label sets of domains no longer listed, and values the newest day no longer
+            // carries, go; a failed domain's or one without new data stay as they were.
+            let carry = |labels: &[String]| labels.first().is_some_and(|d| carried.contains(d));
+            m.keep_only("pm_spam", &[&m.pm_spam_rate], kept.spam, &carry);
+            m.keep_only("pm_tls", &[&m.pm_tls_rate], kept.tls, &carry);
+            m.keep_only("pm_day", &[&m.pm_data_day], kept.day, &carry);
+            m.keep_only("pm_fbl", &[&m.pm_feedback_loop_spam_rate], kept.fbl, &carry);
+            m.keep_only("pm_auth", &[&m.pm_auth_rate], kept.auth, &carry);
+            m.keep_only(
+                "pm_errors",
+                &[&m.pm_delivery_error_rate],
+                kept.errors,
+                &carry,
+            );
+            let failed: HashSet<&str> = lines
+                .iter()
+                .filter(|(_, l)| l.state != "ok" && l.state != "no_data")
+                .map(|(d, _)| d.as_str())
+                .collect();
+            let polled: HashSet<&str> = lines.iter().map(|(d, _)| d.as_str()).collect();
+            // Compliance is asked of every domain polled; only a failed or unpolled one keeps it.
+            let keep_compliance = |labels: &[String]| {
+                labels.first().is_some_and(|d| {
+                    domains.contains(d)
+                        && (failed.contains(d.as_str()) || !polled.contains(d.as_str()))
+                })
+            };
+            m.keep_only(
+                "pm_requirements",
+                &[&m.pm_requirement],
+                kept.requirements,
+                &keep_compliance,
+            );
             self.board.set("Gmail", lines, 0);
-            // Label sets of domains no longer queried go; those of a failed domain stay.
-            if failures.is_empty() {
-                m.keep_only(
-                    "pm_domain",
-                    &[&m.pm_spam_rate, &m.pm_tls_rate, &m.pm_data_day],
-                    kept.domain,
-                );
-                m.keep_only("pm_fbl", &[&m.pm_feedback_loop_spam_rate], kept.fbl);
-                m.keep_only("pm_auth", &[&m.pm_auth_rate], kept.auth);
-                m.keep_only("pm_errors", &[&m.pm_delivery_error_rate], kept.errors);
-                m.keep_only("pm_requirements", &[&m.pm_requirement], kept.requirements);
-            }
             let line = format!("{} domains, {with_data} with data", domains.len());
             if failures.is_empty() {
                 Ok(line)

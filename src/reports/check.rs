@@ -217,6 +217,8 @@ impl Check for ReportsCheck {
                     label_limit: self.label_limit,
                     retention_secs: self.retention.as_secs(),
                     board: self.board.clone(),
+                    peers: Default::default(),
+                    commits: Arc::new(tokio::sync::Semaphore::new(super::https_source::COMMITS)),
                 });
                 Box::pin(endpoint.serve(ctx.clone())) as BoxFuture<'static, ()>
             })

@@ -10,10 +10,16 @@
 //! or mailed and POSTed, is counted once; and a report is answered `2xx` only once it is safely
 //! in the ledger: when the ledger cannot be saved the answer is `503` and the reporter retries.
 //!
-//! Answers: 200 (counted, or already counted), 400 (not a TLS report, or unreadable: the reason
-//! in the body), 404 (another path), 405 (not POST), 413 (too large), 415 (another media type),
-//! 503 (the ledger could not be saved, or too many connections). Every answer is counted in
+//! Answers: 200 (counted, already counted, or ignored: a domain not configured with
+//! `reports.unknown_domains = "ignore"`, which is then not recorded either), 400 (not a TLS
+//! report, or unreadable: the reason in the body), 404 (another path), 405 (not POST), 408 (the
+//! body not received within 10 s), 413 (too large), 415 (another media type), 500, 503 (the
+//! ledger could not be saved). Every answer is counted in
 //! `deliverability_report_http_requests_total{source,code}`.
+//!
+//! The endpoint faces whoever can reach it (RFC 8460 has no authentication): at most 64
+//! connections, 8 from one address; headers within 10 s, the body within 10 s more, a
+//! connection at most 60 s; at most 4 bodies read and committed at once (the rest wait).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,11 +46,19 @@ const MAX_CONNECTIONS: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole connection (TLS handshake, request, answer) is closed after this.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections from one address at once; more are closed at once.
+const PER_PEER: usize = 8;
+/// The body must arrive within this once the headers did.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bodies read and committed at once (blocking work under the ledger's lock).
+pub const COMMITS: usize = 4;
 /// How long a reload waits for the previous configuration's listener to close.
 const BIND_RETRY: Duration = Duration::from_millis(200);
 
 /// The answers, as the `code` label (their series exist from the start).
-pub const CODES: [&str; 8] = ["200", "400", "404", "405", "413", "415", "500", "503"];
+pub const CODES: [&str; 9] = [
+    "200", "400", "404", "405", "408", "413", "415", "500", "503",
+];
 
 const GZIP: &str = "application/tlsrpt+gzip";
 const JSON: &str = "application/tlsrpt+json";
@@ -59,9 +73,40 @@ pub struct Endpoint {
     pub label_limit: usize,
     pub retention_secs: u64,
     pub board: Option<Arc<crate::status::ReportBoard>>,
+    /// Open connections per peer address.
+    pub peers: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// Bodies being read and committed (the blocking work keeps its permit to the end, even
+    /// when its connection timed out).
+    pub commits: Arc<Semaphore>,
+}
+
+/// One connection of a peer, counted while it lives.
+struct PeerSlot(Arc<Endpoint>, std::net::IpAddr);
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut peers = self.0.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = peers.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&self.1);
+            }
+        }
+    }
 }
 
 impl Endpoint {
+    /// A slot for one more connection of `peer`, unless it already has [`PER_PEER`].
+    fn peer_slot(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = peers.entry(peer).or_insert(0);
+        if *n >= PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot(self.clone(), peer))
+    }
+
     /// Listens until `ctx.shutdown`, retrying the bind (a reload's old listener may still be
     /// closing; another program may hold the port) with the failure logged once.
     pub async fn serve(self: Arc<Self>, ctx: Context) {
@@ -71,6 +116,7 @@ impl Endpoint {
                 .http_requests
                 .with_label_values(&[&self.config.name, code]);
         }
+        metrics.init_source(&self.config.name, super::error::REASONS);
         let up = metrics.http_up.with_label_values(&[&self.config.name]);
         up.set(0);
         let listener = loop {
@@ -112,6 +158,10 @@ impl Endpoint {
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                let Some(_slot) = this.peer_slot(peer.ip()) else {
+                    tracing::debug!(%peer, "too many connections from this address; closed");
+                    return;
+                };
                 let shutdown = ctx.shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::timeout(CONNECTION_TIMEOUT, this.connection(tcp, peer, ctx)) => {}
@@ -119,7 +169,9 @@ impl Endpoint {
                 }
             });
         }
-        up.set(0);
+        // Stopped (shutdown, or a reload that may have removed the source): no series left
+        // claiming a listener; a source still configured sets it again at once.
+        let _ = metrics.http_up.remove_label_values(&[&self.config.name]);
     }
 
     async fn connection(
@@ -250,13 +302,17 @@ impl Endpoint {
         if declared.is_some_and(|n| n > max) {
             return too_large();
         }
-        let body = match Limited::new(req.into_body(), usize::try_from(max).unwrap_or(usize::MAX))
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(_) => return reply(StatusCode::BAD_REQUEST, "the body was not received whole"),
+        let limited = Limited::new(req.into_body(), usize::try_from(max).unwrap_or(usize::MAX));
+        let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Ok(Err(_)) => return reply(StatusCode::BAD_REQUEST, "the body was not received whole"),
+            Err(_) => {
+                return reply(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body was not received in time",
+                );
+            }
         };
         if gzip != body.starts_with(&[0x1f, 0x8b]) {
             return reply(
@@ -270,7 +326,14 @@ impl Endpoint {
         }
         let this = self.snapshot();
         let ctx2 = ctx.clone();
-        match tokio::task::spawn_blocking(move || this.count(&body, &ctx2)).await {
+        let Ok(commit) = self.commits.clone().acquire_owned().await else {
+            return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        };
+        let work = move || {
+            let _commit = commit;
+            this.count(&body, &ctx2)
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok((code, text)) => reply(code, &text),
             Err(_) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -339,6 +402,12 @@ impl Snapshot {
                 None => "the body holds more than one report".into(),
             };
             return (StatusCode::BAD_REQUEST, why);
+        }
+        if let Report::Tls(r) = &outcome.reports[0].report
+            && domains.label(r.domain()).is_none()
+        {
+            tracing::info!(source = %self.name, "TLS-RPT report for a domain not configured; ignored (reports.unknown_domains = \"ignore\")");
+            return (StatusCode::OK, "ignored: not a configured domain".into());
         }
         let _guard = SCAN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let now = ctx.clock.unix() as u64;

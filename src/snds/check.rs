@@ -160,6 +160,13 @@ impl SndsCheck {
         }
         let mut ips = HashSet::new();
         let mut filters = HashSet::new();
+        if newest.len() > self.cfg.max_ips {
+            tracing::warn!(
+                ips = newest.len(),
+                max_ips = self.cfg.max_ips,
+                "SNDS has data for more IPs than snds.max_ips; the rest are not exported"
+            );
+        }
         for (ip, r) in newest.into_iter().take(self.cfg.max_ips) {
             let ip = ip.to_string();
             for f in ["green", "yellow", "red", "unknown"] {
@@ -204,8 +211,9 @@ impl SndsCheck {
                 &m.snds_data_day,
             ],
             ips,
+            &|_| false,
         );
-        m.keep_only("snds_filter", &[&m.snds_filter], filters);
+        m.keep_only("snds_filter", &[&m.snds_filter], filters, &|_| false);
         n
     }
 
@@ -227,13 +235,15 @@ impl SndsCheck {
                 sets.insert(vec![ip, reason.to_string()]);
             }
         }
-        if left == 0 {
+        let listed: u64 = ranges.iter().map(|r| r.ip_count()).sum();
+        if listed > self.cfg.max_ips as u64 {
             tracing::warn!(
+                listed,
                 max_ips = self.cfg.max_ips,
                 "SNDS lists more IPs than snds.max_ips; the rest are not exported"
             );
         }
-        m.keep_only("snds_blocked", &[&m.snds_blocked], sets);
+        m.keep_only("snds_blocked", &[&m.snds_blocked], sets, &|_| false);
         blocked
     }
 }
@@ -292,6 +302,8 @@ impl Check for SndsCheck {
             }
             let state = match (failure, &data) {
                 (Some(f), _) => f.state,
+                // Every row unreadable (a changed format) is an error, not a quiet day.
+                (None, Ok(d)) if d.rows.is_empty() && !d.bad_rows.is_empty() => "error",
                 (None, Ok(d)) if d.rows.is_empty() => "no_data",
                 _ => "ok",
             };
@@ -310,7 +322,12 @@ impl Check for SndsCheck {
                 .flatten()
                 .map(|f| f.why.as_str())
                 .collect();
-            if errors.is_empty() {
+            if errors.is_empty() && state == "error" {
+                Err(CheckError(format!(
+                    "error: no row of data.aspx could be read ({})",
+                    line.join(", ")
+                )))
+            } else if errors.is_empty() {
                 Ok(line.join(", "))
             } else {
                 Err(CheckError(format!("{state}: {}", errors.join("; "))))
