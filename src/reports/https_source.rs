@@ -18,7 +18,7 @@
 //! `deliverability_report_http_requests_total{source,code}`.
 //!
 //! The endpoint faces whoever can reach it (RFC 8460 has no authentication): at most 64
-//! connections, 8 from one address; headers within 10 s, the body within 10 s more, a
+//! connections, 16 from one address; headers within 10 s, the body within 10 s more, a
 //! connection at most 60 s; at most 4 bodies read and committed at once (the rest wait).
 
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole connection (TLS handshake, request, answer) is closed after this.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections from one address at once; more are closed at once.
-const PER_PEER: usize = 8;
+const PER_PEER: usize = 16;
 /// The body must arrive within this once the headers did.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bodies read and committed at once (blocking work under the ledger's lock).
