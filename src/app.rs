@@ -81,17 +81,6 @@ fn log_shard(whole_seeds: usize, config: &Config) {
     }
 }
 
-/// Binds `:port` to every interface (IPv6 and IPv4 where possible), like other exporters.
-async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
-    match addr.strip_prefix(':') {
-        Some(port) => match server::bind(&format!("[::]:{port}")).await {
-            Ok(l) => Ok(l),
-            Err(_) => server::bind(&format!("0.0.0.0:{port}")).await,
-        },
-        None => server::bind(addr).await,
-    }
-}
-
 /// Runs until SIGTERM or SIGINT. Errors are start-up failures, already worded for the user.
 pub async fn run(opts: Options) -> Result<(), String> {
     let fds = server::raise_fd_limit();
@@ -124,7 +113,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         )),
         None => None,
     };
-    let listener = bind(&opts.listen_address).await?;
+    let listener = server::bind(&opts.listen_address).await?;
     let local = listener
         .local_addr()
         .map(|a| a.to_string())

@@ -688,15 +688,7 @@ fn stats_body(rows: &[(usize, (i64, u32, u32), serde_json::Value)]) -> String {
 
 /// The civil date `days_ago` days before `now` (Unix seconds, UTC).
 fn day(now: i64, days_ago: i64) -> (i64, u32, u32) {
-    let z = now / 86_400 - days_ago + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    deliverability_exporter::clock::civil_from_days(now / 86_400 - days_ago)
 }
 
 fn b64url_json(part: &str) -> serde_json::Value {

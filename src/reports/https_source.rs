@@ -120,7 +120,7 @@ impl Endpoint {
         let up = metrics.http_up.with_label_values(&[&self.config.name]);
         up.set(0);
         let listener = loop {
-            match bind(&self.config.listen_address).await {
+            match crate::server::bind(&self.config.listen_address).await {
                 Ok(l) => break l,
                 Err(e) => {
                     if !up.get().is_negative() {
@@ -208,17 +208,6 @@ impl Endpoint {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
-    }
-}
-
-/// Binds `addr` (`:port` for every interface, IPv6 and IPv4 where possible).
-async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    match addr.strip_prefix(':') {
-        Some(port) => match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
-            Ok(l) => Ok(l),
-            Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await,
-        },
-        None => tokio::net::TcpListener::bind(addr).await,
     }
 }
 

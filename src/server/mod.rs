@@ -171,11 +171,21 @@ pub fn raise_fd_limit() -> u64 {
     l.rlim_cur
 }
 
-/// Binds the listen address; an error names the address and why.
+/// Binds the listen address; `:port` is every interface (IPv6 and IPv4 where possible, else
+/// IPv4), like other exporters. An error names the address and why.
 pub async fn bind(addr: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    let one = |a: String| async move {
+        TcpListener::bind(&a)
+            .await
+            .map_err(|e| format!("cannot listen on {a}: {e}"))
+    };
+    match addr.strip_prefix(':') {
+        Some(port) => match one(format!("[::]:{port}")).await {
+            Ok(l) => Ok(l),
+            Err(_) => one(format!("0.0.0.0:{port}")).await,
+        },
+        None => one(addr.to_string()).await,
+    }
 }
 
 /// What every connection's task shares.

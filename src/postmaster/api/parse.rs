@@ -434,28 +434,20 @@ pub const OUR_REQUIREMENTS: [&str; 9] = [
 /// HONOR_UNSUBSCRIBE, and whatever is added later). `None` for the unspecified value and for
 /// names that are not an identifier.
 pub fn requirement_name(google: &str) -> Option<Cow<'static, str>> {
-    let ours = match google {
-        "SPF" => "spf",
-        "DKIM" => "dkim",
-        "SPF_AND_DKIM" => "spf_and_dkim",
-        "DMARC_POLICY" => "dmarc_policy",
-        "DMARC_ALIGNMENT" => "dmarc_alignment",
-        "DNS_RECORDS" => "dns_records",
-        "ENCRYPTION" => "encryption",
-        "MESSAGE_FORMATTING" => "message_formatting",
-        "ONE_CLICK_UNSUBSCRIBE" => "one_click_unsubscribe",
-        "COMPLIANCE_REQUIREMENT_UNSPECIFIED" => return None,
-        other => {
-            let name = other.to_ascii_lowercase();
-            let ok = (1..=64).contains(&name.len())
-                && name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            return ok.then_some(Cow::Owned(name));
-        }
-    };
-    Some(Cow::Borrowed(ours))
+    if google == "COMPLIANCE_REQUIREMENT_UNSPECIFIED" {
+        return None;
+    }
+    // Google's names of the requirements the exporter judges are ours in upper case.
+    let name = google.to_ascii_lowercase();
+    if let Some(ours) = OUR_REQUIREMENTS.iter().find(|o| **o == name) {
+        return Some(Cow::Borrowed(ours));
+    }
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then_some(Cow::Owned(name))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
